@@ -1,0 +1,1 @@
+"""Tradecore's pure domain: values, instruments, commands, events, book and Exchange."""

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: settings, PostgreSQL, Kafka, Redis, migrations, local stack."""

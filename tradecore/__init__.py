@@ -1,0 +1,3 @@
+"""The composition root: the `tradecore` command and the wiring of every component."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,145 @@
+"""The `tradecore` command: the local stack, migrations, and running the system."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from infra.settings import Settings, load_settings
+from infra.stack import Stack, StackError
+
+app = typer.Typer(
+    help="Tradecore, an event-sourced trading core. Settings come from TRADECORE_* variables "
+    "or .env (see README.md).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+stack_app = typer.Typer(
+    help="The local service stack (PostgreSQL+TimescaleDB, Redis, Kafka) under .stack/, no Docker. "
+    "Ports: TRADECORE_PG_PORT, TRADECORE_REDIS_PORT, TRADECORE_KAFKA_PORT, "
+    "TRADECORE_KAFKA_CONTROLLER_PORT; directory: TRADECORE_STACK_DIR.",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            reason = error["msg"].removeprefix("Value error, ")
+            typer.secho(
+                f"error: invalid settings{f' ({where})' if where else ''}: {reason}",
+                fg="red",
+                err=True,
+            )
+        raise typer.Exit(2) from exc
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+def say(message: str) -> None:
+    typer.echo(message)
+    sys.stdout.flush()
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Install what is missing and start every service; a second run is harmless and fast."""
+    settings = settings_or_exit()
+    started = time.monotonic()
+    try:
+        results = Stack(settings, say).up()
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+    if all(r.outcome != "started" for r in results):
+        say(f"stack already up: nothing to install or start ({time.monotonic() - started:.1f} s)")
+    else:
+        say(f"stack up in {time.monotonic() - started:.1f} s")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every service the stack started; no process of ours is left behind."""
+    settings = settings_or_exit()
+    try:
+        Stack(settings, say).down()
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Print each service's state, address and version; exit 1 unless all are up."""
+    settings = settings_or_exit()
+    statuses = Stack(settings, say).status()
+    for st in statuses:
+        line = f"{st.name:9} {st.state:11} {st.address:22} {st.version}"
+        say(line + (f"  ({st.detail})" if st.detail else ""))
+    if any(st.state not in ("running", "external") for st in statuses):
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or upgrade the event store and read-model schemas; idempotent."""
+    from infra.migrations import upgrade
+
+    settings = settings_or_exit()
+    try:
+        upgrade(settings.dsn, revision, say)
+    except Exception as exc:
+        raise fail(
+            f"migration failed: {exc}. Is PostgreSQL up? Try `tradecore stack status`."
+        ) from exc
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    from infra.migrations import current
+
+    settings = settings_or_exit()
+    say(current(settings.dsn) or "(empty database)")
+
+
+@app.command("up")
+def up(
+    stack: Annotated[
+        bool, typer.Option(help="Start the local service stack first (off: use running services).")
+    ] = True,
+) -> None:
+    """Run the whole system: the stack, migrations, then the Tradecore processes (Ctrl-C stops)."""
+    from tradecore.bootstrap import run_system
+
+    settings = settings_or_exit()
+    try:
+        run_system(settings, say, start_stack=stack)
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command("serve")
+def serve() -> None:
+    """Run only the HTTP gateway against services that are already up."""
+    from tradecore.bootstrap import run_system
+
+    settings = settings_or_exit()
+    run_system(settings, say, start_stack=False, migrate=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,1 +1,1 @@
-"""The write side: command handlers, the single-writer sequencer, group commit and the ports it needs."""
+"""The write side: handlers, the single-writer sequencer, group commit, the ports it needs."""

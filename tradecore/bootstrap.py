@@ -51,7 +51,10 @@ def run_system(
         base = f"http://{settings.http_host}:{settings.http_port}"
         report(f"Tradecore is up: open {base}/ (health: {base}/health, API docs: {base}/docs)")
         report("press Ctrl-C to stop")
-        server.run()
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises Ctrl-C after a graceful shutdown; that is our normal exit
     finally:
         if started:
             report(f"stopping the services this run started: {', '.join(started)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import uvicorn
@@ -51,10 +52,9 @@ def run_system(
         base = f"http://{settings.http_host}:{settings.http_port}"
         report(f"Tradecore is up: open {base}/ (health: {base}/health, API docs: {base}/docs)")
         report("press Ctrl-C to stop")
-        try:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown; for us that is a normal exit.
+        with contextlib.suppress(KeyboardInterrupt):
             server.run()
-        except KeyboardInterrupt:
-            pass  # uvicorn re-raises Ctrl-C after a graceful shutdown; that is our normal exit
     finally:
         if started:
             report(f"stopping the services this run started: {', '.join(started)}")

@@ -54,9 +54,9 @@ def test_the_event_log_refuses_updates_and_deletes(migrated_database: str) -> No
     with psycopg.connect(migrated_database) as conn:
         conn.execute(
             "INSERT INTO events (originator_id, originator_version, topic, state, notification_id,"
-            " event_id, event_type, schema_version, occurred_at, command_id, correlation_id,"
-            " writer_epoch, prev_hash, hash) VALUES (gen_random_uuid(), 1, 't', '\\x00', 1,"
-            " gen_random_uuid(), 'T', 1, now(), 'c', 'c', 1, '\\x00', '\\x01')"
+            " event_id, event_type, schema_version, occurred_at, occurred_at_ns, command_id,"
+            " correlation_id, writer_epoch, prev_hash, hash) VALUES (gen_random_uuid(), 1, 't',"
+            " '\\x00', 1, gen_random_uuid(), 'T', 1, now(), 0, 'c', 'c', 1, '\\x00', '\\x01')"
         )
         conn.commit()
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):

@@ -47,6 +47,7 @@ def upgrade() -> None:
             event_type         text        NOT NULL,
             schema_version     integer     NOT NULL,
             occurred_at        timestamptz NOT NULL,
+            occurred_at_ns     bigint      NOT NULL,
             recorded_at        timestamptz NOT NULL DEFAULT now(),
             command_id         text        NOT NULL,
             correlation_id     text        NOT NULL,

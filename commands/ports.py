@@ -1,0 +1,92 @@
+"""The ports the core needs from the outside: the event store and its records."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+GENESIS_HASH = bytes(32)
+
+
+class WriterFenced(RuntimeError):
+    """Another core writes this log: this one is refused (or was displaced) and must not append."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event decided by the core, not yet committed: everything but its position."""
+
+    event_id: UUID
+    stream_id: UUID
+    stream_version: int
+    event_type: str
+    schema_version: int
+    payload: bytes  # canonical JSON, UTF-8
+    occurred_at_ns: int
+    command_id: str
+    correlation_id: str
+
+    @property
+    def topic(self) -> str:
+        return f"tradecore:{self.event_type}/v{self.schema_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A committed event: its global position and the hash chaining it to the one before."""
+
+    event: NewEvent
+    position: int
+    prev_hash: bytes
+    hash: bytes
+    writer_epoch: int
+
+
+def chain_hash(prev_hash: bytes, position: int, event: NewEvent) -> bytes:
+    """sha256 over the previous hash and this row's content; any edit breaks the chain."""
+    h = hashlib.sha256(prev_hash)
+    h.update(
+        b"\x1f".join(
+            (
+                str(position).encode(),
+                str(event.stream_id).encode(),
+                str(event.stream_version).encode(),
+                event.event_type.encode(),
+                str(event.schema_version).encode(),
+                event.payload,
+            )
+        )
+    )
+    return h.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    position: int
+    state_hash: str
+    state: dict[str, Any]
+
+
+class EventStore(Protocol):
+    """One ordered, append-only log with a single fenced writer."""
+
+    async def acquire_writer(self, holder: str, *, wait: bool = False) -> int:
+        """Become the only writer; returns the writer epoch. Raises WriterFenced if taken."""
+        ...
+
+    async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        """Commit the events in one transaction, positions following the last one."""
+        ...
+
+    async def read(self, after: int = 0, limit: int = 10_000) -> list[RecordedEvent]: ...
+
+    async def head(self) -> tuple[int, bytes]:
+        """The last position and its hash (0 and the genesis hash for an empty log)."""
+        ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    async def latest_snapshot(self) -> Snapshot | None: ...

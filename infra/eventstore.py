@@ -1,0 +1,211 @@
+"""The PostgreSQL event store: one gap-free, hash-chained log with a fenced single writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from commands.ports import (
+    GENESIS_HASH,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    WriterFenced,
+    chain_hash,
+)
+
+LOG_NAME = "main"
+# One advisory-lock key per log; the writer holds it on a dedicated session for its lifetime.
+ADVISORY_KEY = 0x7472_6164_6563_6F72 & 0x7FFF_FFFF_FFFF_FFFF  # "tradecor"
+
+COLUMNS = (
+    "originator_id", "originator_version", "topic", "state", "notification_id", "event_id",
+    "event_type", "schema_version", "occurred_at", "occurred_at_ns", "command_id", "correlation_id",
+    "writer_epoch", "prev_hash", "hash",
+)  # fmt: skip
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+
+
+class PostgresEventStore:
+    """asyncpg-backed EventStore. `append` is only allowed after `acquire_writer`."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 4) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock_conn: asyncpg.Connection | None = None
+        self._writer: asyncpg.Connection | None = None
+        self._epoch: int | None = None
+        self._head: tuple[int, bytes] | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._lock_conn):
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+        self._writer = self._lock_conn = None
+        self._epoch = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("PostgresEventStore.open() was not called")
+        return self._pool
+
+    # -- the single writer ---------------------------------------------------------------------
+
+    async def acquire_writer(self, holder: str | None = None, *, wait: bool = False) -> int:
+        """Take the log's advisory lock and bump the writer epoch; refuse if another core has it.
+
+        With `wait=True` this core waits as a hot standby until the lock is free.
+        """
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            if wait:
+                while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_KEY):
+                    await asyncio.sleep(0.2)
+            elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_KEY):
+                current = await conn.fetchrow(
+                    "SELECT holder, epoch, acquired_at FROM event_store_writer WHERE log_name=$1",
+                    LOG_NAME,
+                )
+                who = (
+                    f"{current['holder']} (epoch {current['epoch']}, since "
+                    f"{current['acquired_at']:%Y-%m-%d %H:%M:%S} UTC)"
+                    if current
+                    else "another process"
+                )
+                raise WriterFenced(
+                    f"the event log is already written by {who}; only one core may write it. "
+                    "Stop that core, or start this one as a standby."
+                )
+            epoch = await conn.fetchval(
+                """
+                INSERT INTO event_store_writer (log_name, epoch, holder) VALUES ($1, 1, $2)
+                ON CONFLICT (log_name) DO UPDATE
+                    SET epoch = event_store_writer.epoch + 1, holder = $2, acquired_at = now()
+                RETURNING epoch
+                """,
+                LOG_NAME,
+                holder,
+            )
+        except BaseException:
+            await conn.close()
+            raise
+        self._lock_conn = conn
+        self._writer = await asyncpg.connect(self.dsn)
+        self._epoch = int(epoch)
+        self._head = await self.head()
+        return self._epoch
+
+    async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        """Commit `events` in one transaction, positions after the head; all or nothing."""
+        if self._writer is None or self._epoch is None or self._head is None:
+            raise WriterFenced("append without the writer lock: call acquire_writer() first")
+        if not events:
+            return []
+        position, prev = self._head
+        recorded: list[RecordedEvent] = []
+        rows: list[tuple[Any, ...]] = []
+        for event in events:
+            position += 1
+            digest = chain_hash(prev, position, event)
+            recorded.append(RecordedEvent(event, position, prev, digest, self._epoch))
+            rows.append(
+                (
+                    event.stream_id, event.stream_version, event.topic, event.payload, position,
+                    event.event_id, event.event_type, event.schema_version,
+                    ns_to_datetime(event.occurred_at_ns), event.occurred_at_ns, event.command_id,
+                    event.correlation_id, self._epoch, prev, digest,
+                )
+            )  # fmt: skip
+            prev = digest
+        async with self._writer.transaction():
+            # The epoch check takes the writer row's lock: a displaced writer cannot commit.
+            still_ours = await self._writer.fetchval(
+                "UPDATE event_store_writer SET epoch = epoch WHERE log_name = $1 AND epoch = $2 "
+                "RETURNING epoch",
+                LOG_NAME,
+                self._epoch,
+            )
+            if still_ours is None:
+                raise WriterFenced("this core was displaced by a newer writer; it stops appending")
+            await self._writer.copy_records_to_table("events", records=rows, columns=COLUMNS)
+        self._head = (position, prev)
+        return recorded
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def head(self) -> tuple[int, bytes]:
+        row = await self.pool.fetchrow(
+            "SELECT notification_id, hash FROM events ORDER BY notification_id DESC LIMIT 1"
+        )
+        return (0, GENESIS_HASH) if row is None else (int(row[0]), bytes(row[1]))
+
+    async def read(self, after: int = 0, limit: int = 10_000) -> list[RecordedEvent]:
+        rows = await self.pool.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE notification_id > $1 "
+            "ORDER BY notification_id LIMIT $2",
+            after,
+            limit,
+        )
+        return [record_from_row(row) for row in rows]
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await self.pool.execute(
+            "INSERT INTO core_snapshots (position, state_hash, state) VALUES ($1, $2, $3) "
+            "ON CONFLICT (position) DO NOTHING",
+            snapshot.position,
+            snapshot.state_hash,
+            json.dumps(snapshot.state, separators=(",", ":")),
+        )
+
+    async def latest_snapshot(self) -> Snapshot | None:
+        row = await self.pool.fetchrow(
+            "SELECT position, state_hash, state FROM core_snapshots ORDER BY position DESC LIMIT 1"
+        )
+        if row is None:
+            return None
+        return Snapshot(int(row[0]), str(row[1]), json.loads(row[2]))
+
+
+def record_from_row(row: asyncpg.Record) -> RecordedEvent:
+    event = NewEvent(
+        event_id=UUID(str(row["event_id"])),
+        stream_id=UUID(str(row["originator_id"])),
+        stream_version=int(row["originator_version"]),
+        event_type=row["event_type"],
+        schema_version=int(row["schema_version"]),
+        payload=bytes(row["state"]),
+        occurred_at_ns=int(row["occurred_at_ns"]),
+        command_id=row["command_id"],
+        correlation_id=row["correlation_id"],
+    )
+    return RecordedEvent(
+        event=event,
+        position=int(row["notification_id"]),
+        prev_hash=bytes(row["prev_hash"]),
+        hash=bytes(row["hash"]),
+        writer_epoch=int(row["writer_epoch"]),
+    )

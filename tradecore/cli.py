@@ -25,8 +25,16 @@ stack_app = typer.Typer(
     no_args_is_help=True,
 )
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+audit_app = typer.Typer(help="Auditing the event log.", no_args_is_help=True)
+core_app = typer.Typer(help="The trading core's state.", no_args_is_help=True)
+engine_app = typer.Typer(
+    help="The matching engine offline, without a database.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(core_app, name="core")
+app.add_typer(engine_app, name="engine")
 
 
 def settings_or_exit() -> Settings:
@@ -139,6 +147,122 @@ def serve() -> None:
 
     settings = settings_or_exit()
     run_system(settings, say, start_stack=False, migrate=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash-chained log; report the first altered, removed, inserted or moved row."""
+    import asyncio
+
+    from infra.audit import verify_log
+    from infra.eventstore import PostgresEventStore
+
+    settings = settings_or_exit()
+
+    async def run() -> bool:
+        store = PostgresEventStore(settings.dsn)
+        await store.open()
+        try:
+            result = await verify_log(store, progress=lambda n: say(f"  {n:,} events verified"))
+        finally:
+            await store.close()
+        if result.ok:
+            say(f"log intact: {result.checked:,} events, hash chain unbroken")
+        else:
+            say(f"LOG TAMPERED at position {result.position}: {result.problem}")
+            say(f"({result.checked:,} events before it verified)")
+        return result.ok
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
+@core_app.command("verify")
+def core_verify() -> None:
+    """Replay the log from zero and compare the state hash with the snapshot and restart path."""
+    import asyncio
+
+    from commands.core import verify_replay
+    from infra.eventstore import PostgresEventStore
+
+    settings = settings_or_exit()
+
+    async def run() -> bool:
+        store = PostgresEventStore(settings.dsn)
+        await store.open()
+        try:
+            say("replaying the whole log from position 0 ...")
+            check = await verify_replay(store)
+        finally:
+            await store.close()
+        say(f"replayed to position {check.position:,}: state {check.replayed_hash}")
+        if check.snapshot_position is not None:
+            same = check.snapshot_hash == check.replayed_at_snapshot
+            say(
+                f"snapshot at position {check.snapshot_position:,}: {check.snapshot_hash} "
+                f"({'matches' if same else 'DIFFERS FROM'} the replay at that position)"
+            )
+        same = check.recovered_hash == check.replayed_hash
+        say(
+            f"snapshot + tail (restart path): {check.recovered_hash} "
+            f"({'matches' if same else 'DIFFERS'})"
+        )
+        return check.ok
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
+@engine_app.command("run")
+def engine_run(
+    commands_file: Annotated[
+        typer.FileText, typer.Option("--commands", help="JSON lines of commands ('-' = stdin).")
+    ],
+) -> None:
+    """Decide commands (JSON lines, docs/commands.md) and print their events as JSON lines.
+
+    The same decision code as the live core, minus persistence. A line that is not a valid
+    command is reported on stderr with its line number and reason, and changes nothing.
+    """
+    import json
+
+    from commands.codec import CommandDecodeError, command_from_json
+    from domain.events import to_dict
+    from domain.exchange import Exchange
+
+    exchange = Exchange()
+    sequence = 0
+    errors = 0
+    out = sys.stdout
+    for number, line in enumerate(commands_file, start=1):
+        if not line.strip():
+            continue
+        try:
+            command = command_from_json(json.loads(line, parse_float=_refuse_float))
+        except (CommandDecodeError, ValueError, TypeError) as exc:
+            errors += 1
+            reason = getattr(exc, "reason", "malformed_json")
+            field = getattr(exc, "field", None)
+            error = {"line": number, "error": reason, "field": field, "message": str(exc)}
+            typer.echo(json.dumps(error), err=True)
+            continue
+        outcome = exchange.handle(command)
+        for event in outcome.events if not outcome.duplicate else ():
+            sequence += 1
+            record = {"sequence": sequence, **to_dict(event)}
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    out.flush()
+    if errors:
+        typer.echo(f"{errors} line(s) refused; see the errors above", err=True)
+        raise typer.Exit(1)
+
+
+def _refuse_float(text: str) -> object:
+    from commands.codec import CommandDecodeError
+
+    raise CommandDecodeError(
+        "float_not_allowed", f"binary float {text} refused: send numbers as decimal strings"
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from factories import (
+
+from domain.commands import DepositFunds
+from domain.events import CommandRejected, FundsDeposited, WithdrawalRejected
+from domain.exchange import Exchange
+from domain.values import AccountId, Asset, Reason
+from tests.unit.domain.factories import (
     ABC,
     ALICE,
     USD,
+    buy,
     deposit,
     funded_exchange,
     kinds,
@@ -16,11 +22,6 @@ from factories import (
     open_account,
     withdraw,
 )
-
-from domain.commands import DepositFunds
-from domain.events import CommandRejected, FundsDeposited, WithdrawalRejected
-from domain.exchange import Exchange
-from domain.values import AccountId, Asset, Reason
 
 
 def test_opening_an_account_records_account_opened() -> None:
@@ -105,8 +106,6 @@ def test_bad_withdrawal_is_rejected_with_withdrawal_rejected(
 
 
 def test_reserved_funds_cannot_be_withdrawn() -> None:
-    from factories import buy
-
     ex = funded_exchange()
     ex.handle(buy(ALICE, "100.00", "99"))  # reserves 99 * 100.20 = 9919.80 USD
     (event,) = ex.handle(withdraw(ALICE, USD, "100.21")).events

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from factories import (
+
+from domain.events import CommandRejected, OrderAmended, OrderCanceled, TradeExecuted
+from domain.values import CancelReason, Reason
+from tests.unit.domain.factories import (
+    ABC,
     ALICE,
     BOB,
     CAROL,
@@ -19,9 +23,6 @@ from factories import (
     only,
     sell,
 )
-
-from domain.events import CommandRejected, OrderAmended, OrderCanceled, TradeExecuted
-from domain.values import CancelReason, Reason
 
 
 def test_cancel_removes_the_order_from_the_book() -> None:
@@ -177,8 +178,6 @@ def test_amend_is_rejected_while_trading_is_halted() -> None:
 
 
 def test_amending_a_sell_adjusts_its_base_reservation() -> None:
-    from factories import ABC
-
     ex = funded_exchange()
     order = sell(BOB, "101.00", "2")
     ex.handle(order)

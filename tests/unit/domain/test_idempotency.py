@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from factories import ALICE, BOB, buy, funded_exchange, kinds, sell
-
 from domain.events import OrderRejected
 from domain.values import ClientOrderId, OrderId, Reason
+from tests.unit.domain.factories import ALICE, BOB, buy, funded_exchange, kinds, sell
 
 
 def test_retried_order_returns_the_original_outcome_and_changes_nothing() -> None:

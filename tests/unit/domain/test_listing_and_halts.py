@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from factories import (
+from domain.events import CommandRejected, InstrumentListed, OrderCanceled, OrderRejected
+from domain.exchange import Exchange
+from domain.values import Asset, CancelReason, Reason, Symbol, TradingStatus
+from tests.unit.domain.factories import (
     ALICE,
     BOB,
     SYMBOL,
@@ -17,10 +20,6 @@ from factories import (
     resume,
     sell,
 )
-
-from domain.events import CommandRejected, InstrumentListed, OrderCanceled, OrderRejected
-from domain.exchange import Exchange
-from domain.values import Asset, CancelReason, Reason, Symbol, TradingStatus
 
 
 def test_listing_an_instrument_opens_an_empty_book() -> None:

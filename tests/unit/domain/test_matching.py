@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from factories import (
+from domain.events import OrderAccepted, OrderCanceled, OrderRested, TradeExecuted
+from domain.values import CancelReason, SelfTradePrevention, Side, TimeInForce
+from tests.unit.domain.factories import (
     ABC,
     ALICE,
     BOB,
@@ -16,9 +18,6 @@ from factories import (
     only,
     sell,
 )
-
-from domain.events import OrderAccepted, OrderCanceled, OrderRested, TradeExecuted
-from domain.values import CancelReason, SelfTradePrevention, Side, TimeInForce
 
 
 def test_incoming_order_trades_at_the_resting_order_price() -> None:

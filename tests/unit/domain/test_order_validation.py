@@ -6,7 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from factories import (
+
+from domain.commands import Command, PlaceOrder
+from domain.events import OrderAccepted, OrderRejected
+from domain.exchange import Exchange
+from domain.values import ClientOrderId, Reason, Side, Symbol, TimeInForce
+from tests.unit.domain.factories import (
     ALICE,
     BOB,
     SYMBOL,
@@ -19,11 +24,6 @@ from factories import (
     open_account,
     sell,
 )
-
-from domain.commands import PlaceOrder
-from domain.events import OrderAccepted, OrderRejected
-from domain.exchange import Exchange
-from domain.values import ClientOrderId, Reason, Side, Symbol, TimeInForce
 
 
 def rejection_of(command: PlaceOrder, **exchange: Any) -> Reason:
@@ -140,8 +140,6 @@ def test_place_order_refuses_float_price_or_quantity_at_construction() -> None:
 
 
 def test_handle_refuses_something_that_is_not_a_known_command() -> None:
-    from domain.commands import Command
-
     with pytest.raises(TypeError):
         funded_exchange().handle(Command(command_id="x", correlation_id="x", timestamp_ns=1))
 

@@ -8,19 +8,6 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from factories import (
-    amend,
-    cancel,
-    cancel_all,
-    deposit,
-    halt,
-    limit,
-    list_instrument,
-    market,
-    open_account,
-    resume,
-    withdraw,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +32,19 @@ from domain.values import (
     Side,
     Symbol,
     TimeInForce,
+)
+from tests.unit.domain.factories import (
+    amend,
+    cancel,
+    cancel_all,
+    deposit,
+    halt,
+    limit,
+    list_instrument,
+    market,
+    open_account,
+    resume,
+    withdraw,
 )
 
 # More examples on demand: DOMAIN_PROPERTY_EXAMPLES=5000 pytest tests/unit/domain

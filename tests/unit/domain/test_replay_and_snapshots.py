@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from factories import (
+from domain.commands import Command
+from domain.events import Event, from_dict, to_dict
+from domain.exchange import Exchange
+from domain.values import SelfTradePrevention, Side, TimeInForce
+from tests.unit.domain.factories import (
     ALICE,
     BOB,
     CAROL,
@@ -21,11 +25,6 @@ from factories import (
     sell,
     withdraw,
 )
-
-from domain.commands import Command
-from domain.events import Event, from_dict, to_dict
-from domain.exchange import Exchange
-from domain.values import SelfTradePrevention, Side, TimeInForce
 
 
 def scenario() -> list[Command]:

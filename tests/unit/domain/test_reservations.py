@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from factories import (
+from domain.events import OrderAccepted, OrderCanceled
+from domain.exchange import Exchange
+from domain.values import Side
+from tests.unit.domain.factories import (
     ABC,
     ALICE,
     BOB,
     USD,
     buy,
     cancel,
+    deposit,
     funded_exchange,
+    list_instrument,
     market,
     only,
+    open_account,
     sell,
 )
-
-from domain.events import OrderAccepted, OrderCanceled
-from domain.values import Side
 
 
 def test_resting_buy_reserves_price_times_qty_plus_worst_case_fee() -> None:
@@ -80,9 +83,6 @@ def test_market_buy_by_budget_reserves_the_budget() -> None:
 
 
 def test_maker_fee_above_taker_fee_is_still_covered_by_the_reservation() -> None:
-    from factories import deposit, list_instrument, open_account
-
-    from domain.exchange import Exchange
 
     ex = Exchange()
     ex.handle(list_instrument(maker_fee_bps=50, taker_fee_bps=5))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 import psycopg
@@ -56,11 +57,11 @@ class Postgres(Service):
     def ports(self) -> list[int]:
         return [self.settings.pg_port]
 
-    @property
+    @cached_property
     def user(self) -> str | None:
         return unprivileged_user()
 
-    @property
+    @cached_property
     def data_dir(self) -> Path:
         """The cluster directory; outside the checkout when the server's user cannot reach it."""
         preferred = self.home / "data"

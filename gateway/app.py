@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from fastapi import FastAPI, Response
 
 from gateway.health import ComponentHealth, HealthProbe, HealthReport
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-def create_app(health: HealthProbe, version: str) -> FastAPI:
-    app = FastAPI(title="Tradecore", version=version)
+
+def create_app(
+    health: HealthProbe, version: str, *, lifespan: Lifespan | None = None
+) -> FastAPI:
+    """The gateway. ``lifespan`` starts and stops what runs beside it (the core, the demo)."""
+    app = FastAPI(title="Tradecore", version=version, lifespan=lifespan)
 
     @app.get("/health", response_model=HealthReport, tags=["operations"])
     async def get_health(response: Response) -> HealthReport:

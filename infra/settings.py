@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
+    # The core, and the demo market that `tradecore up` drives it with.
+    snapshot_every: int = 50_000
+    demo_market: bool = True
+    demo_rate: float = 100.0
+    demo_seed: int = 7
+    demo_symbols: str = "BTC-USD,ETH-USD,SOL-USD"
+
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> Settings:
         if self.env in ("development", "test"):

@@ -3,23 +3,88 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.health import ComponentHealth
 from infra.health import ServiceHealth
 from infra.migrations import upgrade
 from infra.settings import Settings
 from infra.stack import Stack, StackError
 from infra.stack.base import port_in_use
 from tradecore import __version__
+from tradecore.market import DemoMarket, MarketOptions
 
 Report = Callable[[str], None]
 
 
-def build_gateway(settings: Settings) -> object:
-    return create_app(health=ServiceHealth(settings), version=__version__)
+class SystemHealth:
+    """The services' health plus, when it runs, the core's and the demo market's."""
+
+    def __init__(self, services: ServiceHealth) -> None:
+        self.services = services
+        self.market: DemoMarket | None = None
+        self.market_error = ""
+
+    async def check(self) -> list[ComponentHealth]:
+        components = await self.services.check()
+        if self.market is not None:
+            components += await self.market.health()
+        elif self.market_error:
+            components.append(
+                ComponentHealth(
+                    name="core", kind="component", state="down", detail=self.market_error
+                )
+            )
+        return components
+
+
+def build_gateway(settings: Settings, report: Report = lambda _: None) -> FastAPI:
+    """The gateway; with ``settings.demo_market`` it also runs the core and the demo market."""
+    health = SystemHealth(ServiceHealth(settings))
+    if not settings.demo_market:
+        return create_app(health=health, version=__version__)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        options = MarketOptions(
+            seed=settings.demo_seed,
+            rate=settings.demo_rate,
+            symbols=[s.strip() for s in settings.demo_symbols.split(",") if s.strip()],
+            snapshot_every=settings.snapshot_every,
+            progress_every=30.0,
+        )
+        market = DemoMarket(settings.dsn, options, report)
+        try:
+            await market.start()
+            health.market = market
+        except Exception as exc:
+            health.market_error = f"the core did not start: {exc}"
+            report(f"warning: {health.market_error}; serving without the demo market")
+        try:
+            yield
+        finally:
+            if health.market is not None:
+                await market.stop()
+                report("demo market stopped")
+
+    return create_app(health=health, version=__version__, lifespan=lifespan)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises Ctrl-C after its graceful shutdown, which cancels the lifespan task
+    mid-way and prints a traceback; for us Ctrl-C is the normal way to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def run_system(
@@ -38,10 +103,10 @@ def run_system(
             started = [r.name for r in results if r.outcome == "started"]
         if migrate:
             upgrade(settings.dsn, "head", report)
-        app = build_gateway(settings)
-        server = uvicorn.Server(
+        app = build_gateway(settings, report)
+        server = _Server(
             uvicorn.Config(
-                app,  # type: ignore[arg-type]
+                app,
                 host=settings.http_host,
                 port=settings.http_port,
                 loop="uvloop",

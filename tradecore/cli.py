@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ app = typer.Typer(
     "or .env (see README.md).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 stack_app = typer.Typer(
     help="The local service stack (PostgreSQL+TimescaleDB, Redis, Kafka) under .stack/, no Docker. "
@@ -147,6 +149,62 @@ def serve() -> None:
 
     settings = settings_or_exit()
     run_system(settings, say, start_stack=False, migrate=False)
+
+
+@app.command("simulate")
+def simulate(
+    seed: Annotated[int, typer.Option(help="Seed of the order flow (same seed, same flow).")] = 7,
+    rate: Annotated[
+        float, typer.Option(help="Commands per second in total; 0 = as fast as the core answers.")
+    ] = 200.0,
+    clients: Annotated[int, typer.Option(help="Concurrent simulated clients.")] = 8,
+    symbols: Annotated[
+        str, typer.Option(help="Comma-separated symbols (BTC-USD, ETH-USD, SOL-USD, ABC-USD, ...).")
+    ] = "BTC-USD,ETH-USD,SOL-USD",
+    traders: Annotated[int, typer.Option(help="Simulated accounts (40% market makers).")] = 20,
+    count: Annotated[int | None, typer.Option(help="Stop after this many commands.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    acks: Annotated[
+        Path | None,
+        typer.Option(help="Append one JSON line per acknowledged command (id and positions)."),
+    ] = None,
+    snapshot_every: Annotated[int, typer.Option(help="Snapshot the core every N events.")] = 50_000,
+    migrate: Annotated[bool, typer.Option(help="Upgrade the schema first.")] = True,
+) -> None:
+    """Run the core on the event store and drive it with a seeded demo market (Ctrl-C stops).
+
+    Market makers quote around a random-walk mid, takers cross with IOC, FOK and market
+    orders, quotes are canceled and amended. Progress is printed every 5 seconds.
+    """
+    import asyncio
+
+    from commands.ports import WriterFenced
+    from tradecore.market import MarketOptions, run_foreground
+
+    settings = settings_or_exit()
+    if migrate:
+        from infra.migrations import upgrade
+
+        try:
+            upgrade(settings.dsn, "head", lambda _: None)
+        except Exception as exc:
+            raise fail(
+                f"cannot reach or migrate the database: {exc}. "
+                "Start the services with `tradecore stack up`."
+            ) from exc
+    options = MarketOptions(
+        seed=seed, rate=rate, clients=clients, traders=traders, count=count, duration=duration,
+        symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
+        acks=acks, snapshot_every=snapshot_every,
+    )
+    try:
+        stats = asyncio.run(run_foreground(settings.dsn, options, say))
+    except WriterFenced as exc:
+        raise fail(f"{exc}. Only one core may write the log; stop the other one first.") from exc
+    except KeyboardInterrupt:
+        say("stopped")
+        return
+    say(f"done: {stats.line()}")
 
 
 @audit_app.command("verify")

@@ -1,0 +1,180 @@
+"""A running demo market: the live core on the event store, driven by the simulator.
+
+Used by `tradecore simulate` (in the foreground, with progress lines) and by `tradecore up`
+(in the background of the gateway). It takes over from an earlier run on the same store:
+instruments and accounts that exist are not listed or opened again, resting orders of the
+simulated traders are adopted, and the random walk starts at each symbol's last price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from commands.core import Core
+from domain.commands import Command
+from domain.values import Symbol
+from gateway.health import ComponentHealth, State
+from infra.eventstore import PostgresEventStore
+from tradecore.simulator import DriveStats, MarketSimulator, SubmitResult, drive
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class MarketOptions:
+    seed: int = 7
+    symbols: Sequence[str] = ("BTC-USD", "ETH-USD", "SOL-USD")
+    traders: int = 20
+    rate: float = 100.0
+    clients: int = 8
+    count: int | None = None
+    duration: float | None = None
+    snapshot_every: int = 50_000
+    acks: Path | None = None
+    progress_every: float = 5.0
+    run_id: str = field(default_factory=lambda: f"r{time.time_ns():x}")
+
+
+def writer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class DemoMarket:
+    """The core plus the simulator, started and stopped together."""
+
+    def __init__(self, dsn: str, options: MarketOptions, report: Report) -> None:
+        self.dsn = dsn
+        self.options = options
+        self.report = report
+        self.store = PostgresEventStore(dsn)
+        self.core = Core(self.store, snapshot_every=options.snapshot_every)
+        self.stats = DriveStats()
+        self._acks: IO[str] | None = None
+        self._task: asyncio.Task[DriveStats] | None = None
+        self._progress: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    async def start(self) -> None:
+        opts = self.options
+        await self.store.open()
+        try:
+            await self.core.start(writer_name())
+        except Exception:
+            await self.store.close()
+            raise
+        exchange = self.core.exchange
+        sim = MarketSimulator(
+            opts.seed, opts.symbols, opts.traders, run_id=opts.run_id, clock=time.time_ns
+        )
+        setup = sim.setup_commands(
+            known_symbols=exchange.instruments, known_accounts=exchange.accounts
+        )
+        for command in setup:
+            await self.core.submit(command)
+        sim.adopt(
+            (o.order_id, o.account_id, o.symbol, o.side, o.price_ticks, o.remaining_lots)
+            for o in exchange.orders.values()
+            if o.resting and o.account_id in set(sim.accounts)
+        )
+        for symbol in sim.symbols:
+            last = exchange.last_price.get(Symbol(symbol))
+            if last is not None:
+                sim.set_mid(symbol, last)
+        self.report(
+            f"demo market: {', '.join(sim.symbols)}; {len(sim.accounts)} simulated traders; "
+            f"{'as fast as possible' if opts.rate <= 0 else f'{opts.rate:g} commands/s'}; "
+            f"log at position {self.core.position:,}"
+        )
+        if opts.acks is not None:
+            self._acks = opts.acks.open("a", encoding="utf-8")
+        self._task = asyncio.create_task(self._drive(sim), name="tradecore-simulator")
+        if opts.progress_every > 0:
+            self._progress = asyncio.create_task(self._report_progress())
+
+    async def _drive(self, sim: MarketSimulator) -> DriveStats:
+        opts = self.options
+        try:
+            return await drive(
+                self.core,
+                sim,
+                rate=opts.rate,
+                clients=opts.clients,
+                count=opts.count,
+                duration=opts.duration,
+                on_ack=self._record_ack if self._acks else None,
+                stats=self.stats,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            self.report(f"demo market stopped: {exc}")
+            raise
+
+    def _record_ack(self, command: Command, result: SubmitResult) -> None:
+        """One line per acknowledged command, written before the next is sent: what a
+        client knows was committed (used by the crash tests)."""
+        assert self._acks is not None
+        self._acks.write(
+            json.dumps({"command_id": command.command_id, "positions": list(result.positions)})
+            + "\n"
+        )
+        self._acks.flush()
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.progress_every)
+            self.report(f"  {self.stats.line()}; log at position {self.core.position:,}")
+
+    async def wait(self) -> DriveStats:
+        """Until the flow ends (count or duration reached) or fails."""
+        assert self._task is not None
+        return await self._task
+
+    async def stop(self) -> None:
+        for task in (self._progress, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        await self.core.stop()
+        await self.store.close()
+        if self._acks is not None:
+            self._acks.close()
+
+    async def health(self) -> list[ComponentHealth]:
+        running = self._task is not None and not self._task.done()
+        core_state: State = "up" if self.core.fatal is None else "down"
+        detail = f"log position {self.core.position:,}"
+        if self.core.fatal is not None:
+            detail = f"stopped: {self.core.fatal}"
+        return [
+            ComponentHealth(name="core", kind="component", state=core_state, detail=detail),
+            ComponentHealth(
+                name="simulator",
+                kind="component",
+                state="up" if running else "down",
+                detail=self.stats.line() if self.error is None else f"stopped: {self.error}",
+            ),
+        ]
+
+
+async def run_foreground(dsn: str, options: MarketOptions, report: Report) -> DriveStats:
+    """`tradecore simulate`: run until count/duration or Ctrl-C, then stop cleanly."""
+    market = DemoMarket(dsn, options, report)
+    await market.start()
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await market.wait()
+    finally:
+        await market.stop()
+    return market.stats

@@ -204,6 +204,10 @@ def simulate(
     except KeyboardInterrupt:
         say("stopped")
         return
+    except OSError as exc:
+        raise fail(
+            f"cannot reach PostgreSQL ({exc}). Start the services with `tradecore stack up`."
+        ) from exc
     say(f"done: {stats.line()}")
 
 

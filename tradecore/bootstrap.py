@@ -16,60 +16,64 @@ from infra.settings import Settings
 from infra.stack import Stack, StackError
 from infra.stack.base import port_in_use
 from tradecore import __version__
-from tradecore.market import DemoMarket, MarketOptions
+from tradecore.market import CoreService, DemoMarket, MarketOptions
 
 Report = Callable[[str], None]
 
 
 class SystemHealth:
-    """The services' health plus, when it runs, the core's and the demo market's."""
+    """The services' health plus the core's and, when it runs, the demo market's."""
 
-    def __init__(self, services: ServiceHealth) -> None:
+    def __init__(self, services: ServiceHealth, core: CoreService) -> None:
         self.services = services
+        self.core = core
+        self.core_error = ""
         self.market: DemoMarket | None = None
-        self.market_error = ""
 
     async def check(self) -> list[ComponentHealth]:
         components = await self.services.check()
-        if self.market is not None:
-            components += await self.market.health()
-        elif self.market_error:
+        if self.core_error:
             components.append(
-                ComponentHealth(
-                    name="core", kind="component", state="down", detail=self.market_error
-                )
+                ComponentHealth(name="core", kind="component", state="down", detail=self.core_error)
             )
+        else:
+            components.append(self.core.health())
+        if self.market is not None:
+            components.append(self.market.health())
         return components
 
 
 def build_gateway(settings: Settings, report: Report = lambda _: None) -> FastAPI:
-    """The gateway; with ``settings.demo_market`` it also runs the core and the demo market."""
-    health = SystemHealth(ServiceHealth(settings))
-    if not settings.demo_market:
-        return create_app(health=health, version=__version__)
+    """The gateway with the live core beside it and, with ``settings.demo_market``, the demo."""
+    core = CoreService(settings.dsn, snapshot_every=settings.snapshot_every)
+    health = SystemHealth(ServiceHealth(settings), core)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        options = MarketOptions(
-            seed=settings.demo_seed,
-            rate=settings.demo_rate,
-            symbols=[s.strip() for s in settings.demo_symbols.split(",") if s.strip()],
-            snapshot_every=settings.snapshot_every,
-            progress_every=30.0,
-        )
-        market = DemoMarket(settings.dsn, options, report)
         try:
+            await core.start()
+        except Exception as exc:
+            health.core_error = f"the core did not start: {exc}"
+            report(f"warning: {health.core_error}; serving without it")
+        market = None
+        if core.started and settings.demo_market:
+            options = MarketOptions(
+                seed=settings.demo_seed,
+                rate=settings.demo_rate,
+                symbols=[s.strip() for s in settings.demo_symbols.split(",") if s.strip()],
+                snapshot_every=settings.snapshot_every,
+                progress_every=30.0,
+            )
+            market = DemoMarket(core.core, options, report)
             await market.start()
             health.market = market
-        except Exception as exc:
-            health.market_error = f"the core did not start: {exc}"
-            report(f"warning: {health.market_error}; serving without the demo market")
         try:
             yield
         finally:
-            if health.market is not None:
+            if market is not None:
                 await market.stop()
                 report("demo market stopped")
+            await core.stop()
 
     return create_app(health=health, version=__version__, lifespan=lifespan)
 

@@ -1,4 +1,4 @@
-"""A running demo market: the live core on the event store, driven by the simulator.
+"""The live core as a service, and the demo market: the simulator driving that core.
 
 Used by `tradecore simulate` (in the foreground, with progress lines) and by `tradecore up`
 (in the background of the gateway). It takes over from an earlier run on the same store:
@@ -48,15 +48,48 @@ def writer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class DemoMarket:
-    """The core plus the simulator, started and stopped together."""
+class CoreService:
+    """The live core on the PostgreSQL event store: opened, fenced, recovered, then serving."""
 
-    def __init__(self, dsn: str, options: MarketOptions, report: Report) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, *, snapshot_every: int = 50_000) -> None:
+        self.store = PostgresEventStore(dsn)
+        self.core = Core(self.store, snapshot_every=snapshot_every)
+        self.started = False
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            await self.core.start(writer_name())
+        except BaseException:
+            await self.store.close()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.core.stop()
+            await self.store.close()
+            self.started = False
+
+    def health(self) -> ComponentHealth:
+        core = self.core
+        if core.fatal is not None:
+            return ComponentHealth(
+                name="core", kind="component", state="down", detail=f"stopped: {core.fatal}"
+            )
+        state: State = "up" if self.started else "down"
+        return ComponentHealth(
+            name="core", kind="component", state=state, detail=f"log position {core.position:,}"
+        )
+
+
+class DemoMarket:
+    """The simulator driving a running core."""
+
+    def __init__(self, core: Core, options: MarketOptions, report: Report) -> None:
         self.options = options
         self.report = report
-        self.store = PostgresEventStore(dsn)
-        self.core = Core(self.store, snapshot_every=options.snapshot_every)
+        self.core = core
         self.stats = DriveStats()
         self._acks: IO[str] | None = None
         self._task: asyncio.Task[DriveStats] | None = None
@@ -65,12 +98,6 @@ class DemoMarket:
 
     async def start(self) -> None:
         opts = self.options
-        await self.store.open()
-        try:
-            await self.core.start(writer_name())
-        except Exception:
-            await self.store.close()
-            raise
         exchange = self.core.exchange
         sim = MarketSimulator(
             opts.seed, opts.symbols, opts.traders, run_id=opts.run_id, clock=time.time_ns
@@ -146,35 +173,29 @@ class DemoMarket:
                 task.cancel()
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
-        await self.core.stop()
-        await self.store.close()
         if self._acks is not None:
             self._acks.close()
 
-    async def health(self) -> list[ComponentHealth]:
+    def health(self) -> ComponentHealth:
         running = self._task is not None and not self._task.done()
-        core_state: State = "up" if self.core.fatal is None else "down"
-        detail = f"log position {self.core.position:,}"
-        if self.core.fatal is not None:
-            detail = f"stopped: {self.core.fatal}"
-        return [
-            ComponentHealth(name="core", kind="component", state=core_state, detail=detail),
-            ComponentHealth(
-                name="simulator",
-                kind="component",
-                state="up" if running else "down",
-                detail=self.stats.line() if self.error is None else f"stopped: {self.error}",
-            ),
-        ]
+        return ComponentHealth(
+            name="simulator",
+            kind="component",
+            state="up" if running else "down",
+            detail=self.stats.line() if self.error is None else f"stopped: {self.error}",
+        )
 
 
 async def run_foreground(dsn: str, options: MarketOptions, report: Report) -> DriveStats:
     """`tradecore simulate`: run until count/duration or Ctrl-C, then stop cleanly."""
-    market = DemoMarket(dsn, options, report)
-    await market.start()
+    service = CoreService(dsn, snapshot_every=options.snapshot_every)
+    await service.start()
+    market = DemoMarket(service.core, options, report)
     try:
+        await market.start()
         with contextlib.suppress(asyncio.CancelledError):
             await market.wait()
     finally:
         await market.stop()
+        await service.stop()
     return market.stats

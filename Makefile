@@ -7,8 +7,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# Optional mypyc build of the domain's hot path (pure Python is the fallback); rebuilt when
+# those sources change. See tradecore/build_native.py.
+NATIVE := $(VENV)/.native-built
+NATIVE_SOURCES := domain/values.py domain/instruments.py domain/book.py domain/exchange.py domain/_native.py tradecore/build_native.py
 
-.PHONY: run test lint typecheck unit stack-up stack-down stack-status clean help
+.PHONY: run test lint typecheck unit native stack-up stack-down stack-status clean help
 
 help:
 	@echo "make run    - install everything, start the stack and Tradecore (Ctrl-C stops)"
@@ -23,7 +27,14 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	@echo "==> compiling the domain hot path with mypyc (optional: on failure the pure-Python modules are used)"
+	@$(BIN)/python -m tradecore.build_native --quiet
+	@touch $@
+
+native: $(NATIVE)
+
+run: $(STAMP) $(NATIVE)
 	@$(BIN)/tradecore up
 
 stack-up: $(STAMP)
@@ -44,10 +55,10 @@ typecheck: $(STAMP)
 	@echo "==> mypy"
 	@$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(NATIVE)
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(NATIVE) lint typecheck
 	@echo "==> starting the local service stack (PostgreSQL+TimescaleDB, Redis, Kafka)"
 	@$(BIN)/tradecore stack up
 	@echo "==> pytest"

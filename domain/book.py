@@ -48,7 +48,6 @@ class Order:
 
     def __init__(
         self,
-        *,
         order_id: OrderId,
         account_id: AccountId,
         symbol: Symbol,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from domain.values import (
     AccountId,
@@ -266,6 +266,8 @@ REGISTRY: dict[str, type[Event]] = {cls.event_type: cls for cls in EVENT_TYPES}
 
 JsonValue = str | int | bool | None
 _Decoder = Callable[[Any], Any]
+E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 
 class EventDecodeError(ValueError):
@@ -282,17 +284,6 @@ def _encode(value: object) -> JsonValue:
     if value is None or isinstance(value, str | int):
         return value
     raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def to_dict(event: Event) -> dict[str, JsonValue]:
-    """JSON-safe dict of ``event``: ``event_type``, ``schema_version`` then its fields."""
-    out: dict[str, JsonValue] = {
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-    }
-    for f in fields(event):
-        out[f.name] = _encode(getattr(event, f.name))
-    return out
 
 
 def _decoder_for(hint: Any) -> _Decoder:
@@ -336,6 +327,198 @@ def _decode_str(raw: Any) -> str:
     return raw
 
 
+# ------------------------------------------------------------------ generated fast paths
+# Events are built, encoded and decoded millions of times (matching, replay), so each class
+# gets three small functions generated from its fields at import time: a positional builder,
+# an encoder and a decoder. They give exactly the results of the generic code below them
+# (``_slow_to_dict``/``_slow_from_dict``), which still handles every unusual input and
+# produces every error message.
+
+
+def _field_kind(hint: Any) -> Any:
+    """The runtime type a field holds: NewTypes resolved to their base type."""
+    while getattr(hint, "__supertype__", None) is not None:
+        hint = hint.__supertype__
+    return hint
+
+
+def _exec(source: str, namespace: dict[str, Any], name: str) -> Any:
+    exec(compile(source, f"<domain.events {name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def frozen_builder(cls: type[T]) -> Callable[..., T]:
+    """A positional constructor of the frozen, slotted dataclass ``cls`` (fields in order),
+    several times cheaper than ``cls(**fields)``.
+
+    A frozen dataclass ``__init__`` stores every field through ``object.__setattr__``. The
+    builder instead fills a private twin class that has exactly the same slots (so plain
+    attribute stores work) and then relabels the instance as ``cls``: ``__class__``
+    assignment is allowed between classes of identical layout. The result is an ordinary
+    frozen ``cls`` instance, equal to the one the dataclass ``__init__`` would make.
+    """
+    if not (cls.__dataclass_params__.frozen and "__slots__" in cls.__dict__):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    base = cls.__bases__[0]
+    twin = type(
+        f"_{cls.__name__}Builder",
+        (base,),
+        {
+            "__slots__": cls.__dict__["__slots__"],
+            # Both, so that the type's setattr slot is the plain C one (stores stay cheap).
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        },
+    )
+    body = "".join(f"    _o.{n} = {n}\n" for n in names)
+    source = (
+        f"def build({', '.join(names)}):\n"
+        "    _o = _tc_new(_tc_twin)\n"
+        f"{body}"
+        "    _o.__class__ = _tc_cls\n"
+        "    return _o\n"
+    )
+    namespace: dict[str, Any] = {"_tc_new": object.__new__, "_tc_twin": twin, "_tc_cls": cls}
+    build: Callable[..., T] = _exec(source, namespace, "build")
+    return build
+
+
+_BUILDERS: dict[type[Event], Callable[..., Event]] = {
+    cls: frozen_builder(cls) for cls in EVENT_TYPES
+}
+
+
+def _make_encoder(cls: type[Event]) -> Callable[[Event], dict[str, JsonValue]]:
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {"_encode": _encode, "Decimal": Decimal}
+    items = [f"'event_type': {cls.event_type!r}", f"'schema_version': {cls.schema_version!r}"]
+    for i, f in enumerate(fields(cls)):
+        kind = _field_kind(hints[f.name])
+        v = f"_e.{f.name}"
+        if kind is Decimal:
+            expr = f"(str({v}) if type({v}) is Decimal else _encode({v}))"
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            namespace[f"_tc_enum{i}"] = kind
+            expr = f"({v}.value if type({v}) is _tc_enum{i} else _encode({v}))"
+        elif kind in (str, int, bool):
+            expr = f"({v} if type({v}) is {kind.__name__} else _encode({v}))"
+        else:
+            expr = f"_encode({v})"
+        items.append(f"{f.name!r}: {expr}")
+    source = "def encode(_e):\n    return {" + ", ".join(items) + "}\n"
+    encoder: Callable[[Event], dict[str, JsonValue]] = _exec(source, namespace, "encode")
+    return encoder
+
+
+_ENCODERS: dict[type[Event], Callable[[Event], dict[str, JsonValue]]] = {
+    cls: _make_encoder(cls) for cls in EVENT_TYPES
+}
+
+
+class _NotFast(Exception):
+    """The fast decoder met something unusual; the generic decoder decides."""
+
+
+def _make_decoder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {
+        "_tc_build": _BUILDERS[cls],
+        "_tc_not_fast": _NotFast,
+        "Decimal": Decimal,
+    }
+    lines = ["def decode(_d):"]
+    names = []
+    for i, f in enumerate(fields(cls)):
+        kind = _field_kind(hints[f.name])
+        n = f"_v{i}"
+        names.append(n)
+        lines.append(f"    {n} = _d[{f.name!r}]")
+        if kind is Decimal:
+            lines.append(f"    if type({n}) is not str: raise _tc_not_fast")
+            lines.append(f"    {n} = Decimal({n})")
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            namespace[f"_tc_members{i}"] = {m.value: m for m in kind}
+            lines.append(f"    {n} = _tc_members{i}[{n}]")
+        elif kind in (str, int, bool):
+            lines.append(f"    if type({n}) is not {kind.__name__}: raise _tc_not_fast")
+        else:
+            lines.append("    raise _tc_not_fast")
+    lines.append(f"    return _tc_build({', '.join(names)})")
+    decoder: Callable[[dict[str, Any]], Event] = _exec(
+        "\n".join(lines) + "\n", namespace, "decode"
+    )
+    return decoder
+
+
+_DECODER_FNS: dict[str, tuple[int, Callable[[dict[str, Any]], Event]]] = {
+    cls.event_type: (cls.schema_version, _make_decoder(cls)) for cls in EVENT_TYPES
+}
+
+
+def builder(cls: type[E]) -> Callable[..., E]:
+    """The positional constructor of event class ``cls`` (arguments in field order)."""
+    return _BUILDERS[cls]  # type: ignore[return-value]
+
+
+# Typed positional builders of the events the matching loop emits (arguments in field order).
+new_order_accepted: Callable[
+    [
+        str, str, int, OrderId, AccountId, Symbol, ClientOrderId, Side, OrderType, TimeInForce,
+        bool, SelfTradePrevention, int, int, int, Asset, int,
+    ],
+    OrderAccepted,
+] = builder(OrderAccepted)
+new_order_rejected: Callable[
+    [str, str, int, OrderId, AccountId, Symbol, ClientOrderId, Reason], OrderRejected
+] = builder(OrderRejected)
+new_order_rested: Callable[
+    [str, str, int, OrderId, AccountId, Symbol, Side, int, int], OrderRested
+] = builder(OrderRested)
+new_trade_executed: Callable[
+    [
+        str, str, int, Symbol, int, int, int, int, OrderId, OrderId, AccountId, AccountId, Side,
+        int, int,
+    ],
+    TradeExecuted,
+] = builder(TradeExecuted)
+new_order_canceled: Callable[
+    [str, str, int, OrderId, AccountId, Symbol, CancelReason, int, Asset, int], OrderCanceled
+] = builder(OrderCanceled)
+
+
+# ------------------------------------------------------------------ public conversions
+def to_dict(event: Event) -> dict[str, JsonValue]:
+    """JSON-safe dict of ``event``: ``event_type``, ``schema_version`` then its fields."""
+    encoder = _ENCODERS.get(type(event))
+    if encoder is not None:
+        return encoder(event)
+    return _slow_to_dict(event)
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict`` output; raise ``EventDecodeError`` if invalid."""
+    event_type = data.get("event_type")
+    if type(event_type) is str:
+        entry = _DECODER_FNS.get(event_type)
+        if entry is not None and data.get("schema_version") == entry[0]:
+            try:
+                return entry[1](data)
+            except (_NotFast, KeyError, TypeError, ValueError, ArithmeticError):
+                pass  # the generic decoder below raises the precise error
+    return _slow_from_dict(data)
+
+
+def _slow_to_dict(event: Event) -> dict[str, JsonValue]:
+    out: dict[str, JsonValue] = {
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+    }
+    for f in fields(event):
+        out[f.name] = _encode(getattr(event, f.name))
+    return out
+
+
 def _build_decoders() -> dict[str, tuple[tuple[str, _Decoder], ...]]:
     table: dict[str, tuple[tuple[str, _Decoder], ...]] = {}
     for cls in EVENT_TYPES:
@@ -347,8 +530,7 @@ def _build_decoders() -> dict[str, tuple[tuple[str, _Decoder], ...]]:
 _DECODERS = _build_decoders()
 
 
-def from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict`` output; raise ``EventDecodeError`` if invalid."""
+def _slow_from_dict(data: dict[str, Any]) -> Event:
     event_type = data.get("event_type")
     if not isinstance(event_type, str) or event_type not in REGISTRY:
         raise EventDecodeError(f"unknown event_type {event_type!r}")

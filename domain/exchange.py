@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -56,9 +55,15 @@ from domain.events import (
     TradingResumed,
     WithdrawalRejected,
     from_dict,
+    new_order_accepted,
+    new_order_canceled,
+    new_order_rejected,
+    new_order_rested,
+    new_trade_executed,
     to_dict,
 )
-from domain.instruments import Instrument, ListingError, build_instrument, fee
+from domain.instruments import BPS, Instrument, ListingError, build_instrument
+from domain.outcome import Outcome, new_outcome
 from domain.values import (
     AccountId,
     Asset,
@@ -74,7 +79,10 @@ from domain.values import (
     TimeInForce,
     TradingStatus,
     to_atoms,
+    to_units,
 )
+
+__all__ = ["Account", "Balance", "ClientOrderRecord", "Exchange", "Outcome"]
 
 SNAPSHOT_FORMAT = 1
 
@@ -88,6 +96,18 @@ _FILLED = 0
 _NO_LIQUIDITY = 1
 _BUDGET_EXHAUSTED = 2
 _TAKER_CANCELED = 3
+
+# Bound of each memo of exact Decimal -> units conversions (see ``Exchange._units``).
+_UNITS_MEMO_LIMIT = 4096
+
+_BUY = Side.BUY
+_SELL = Side.SELL
+_GTC = TimeInForce.GTC
+_FOK = TimeInForce.FOK
+_LIMIT = OrderType.LIMIT
+_HALTED = TradingStatus.HALTED
+_CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
+_CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
 
 
 class Balance:
@@ -118,16 +138,6 @@ class Account:
         return 0 if bal is None else bal.available
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What ``handle`` decided. ``duplicate`` is true when the command repeated an earlier
-    PlaceOrder (same account and client order id): ``events`` are then the original
-    outcome and nothing new happened."""
-
-    events: tuple[Event, ...]
-    duplicate: bool = False
-
-
 class ClientOrderRecord:
     """The original outcome of a PlaceOrder, kept for idempotent retries."""
 
@@ -149,9 +159,11 @@ class Exchange:
     """The single-writer trading core for a set of instruments and accounts."""
 
     __slots__ = (
+        "_bands",
         "_pending",
         "_recording",
         "_recording_command",
+        "_units_memo",
         "accounts",
         "asset_decimals",
         "books",
@@ -180,6 +192,10 @@ class Exchange:
         self._pending: list[Event] = []
         self._recording: ClientOrderRecord | None = None
         self._recording_command = ""
+        # Derived caches, never part of the state: exact conversions already done, per unit,
+        # and the price band of each symbol for the reference price it was last computed at.
+        self._units_memo: dict[Decimal, dict[Decimal, int]] = {}
+        self._bands: dict[Symbol, tuple[int, int, int]] = {}
 
     # ------------------------------------------------------------------ queries
     def balance(self, account_id: AccountId, asset: Asset) -> tuple[int, int]:
@@ -203,7 +219,7 @@ class Exchange:
     def handle(self, command: Command) -> Outcome:
         """Decide ``command``; every event returned has already been applied."""
         self._pending = []
-        if isinstance(command, PlaceOrder):
+        if type(command) is PlaceOrder or isinstance(command, PlaceOrder):
             prior = self._place_order(command)
             if prior is not None:
                 return prior
@@ -229,11 +245,41 @@ class Exchange:
             raise TypeError(f"unknown command {type(command).__name__}")
         events = tuple(self._pending)
         self._pending = []
-        return Outcome(events)
+        return new_outcome(events, False)
 
     def _emit(self, event: Event) -> None:
         self.apply(event)
         self._pending.append(event)
+
+    def _units(self, value: Decimal, unit: Decimal) -> int:
+        """``to_units(value, unit)``, remembered: orders repeat a few prices and sizes.
+
+        Only successful conversions are kept, and each memo is emptied when it reaches
+        ``_UNITS_MEMO_LIMIT`` entries, so the memo never changes a result, only its cost.
+        """
+        memo = self._units_memo.get(unit)
+        if memo is None:
+            memo = self._units_memo[unit] = {}
+        try:
+            return memo[value]
+        except (KeyError, TypeError):  # TypeError: a signalling NaN cannot be hashed
+            pass
+        units = to_units(value, unit)
+        if len(memo) >= _UNITS_MEMO_LIMIT:
+            memo.clear()
+        memo[value] = units
+        return units
+
+    def _band(self, symbol: Symbol, inst: Instrument) -> tuple[int, int]:
+        """``inst.reference_band(reference price)``, recomputed only when the price moved."""
+        last = self.last_price.get(symbol)
+        ref = inst.reference_price_ticks if last is None else last
+        cached = self._bands.get(symbol)
+        if cached is not None and cached[0] == ref:
+            return cached[1], cached[2]
+        low, high = inst.reference_band(ref)
+        self._bands[symbol] = (ref, low, high)
+        return low, high
 
     def _reject_command(self, cmd: Command, subject: str, reason: Reason, detail: str = "") -> None:
         self._emit(
@@ -408,15 +454,16 @@ class Exchange:
 
     # -- orders
     def _place_order(self, cmd: PlaceOrder) -> Outcome | None:
-        if cmd.client_order_id:
-            prior = self.client_orders.get((cmd.account_id, cmd.client_order_id))
+        coid = cmd.client_order_id
+        if coid:
+            prior = self.client_orders.get((cmd.account_id, coid))
             if prior is not None:
                 if prior.order_id == cmd.order_id:
-                    return Outcome(tuple(prior.events), duplicate=True)
+                    return new_outcome(tuple(prior.events), True)
                 self._reject_order(cmd, Reason.DUPLICATE_CLIENT_ORDER_ID)
                 return None
         try:
-            if not cmd.client_order_id:
+            if not coid:
                 raise _Reject(Reason.INVALID_CLIENT_ORDER_ID)
             if cmd.order_id in self.used_order_ids:
                 raise _Reject(Reason.DUPLICATE_ORDER_ID)
@@ -424,71 +471,72 @@ class Exchange:
         except _Reject as rej:
             self._reject_order(cmd, rej.reason)
             return None
-        self._emit(
-            OrderAccepted(
-                command_id=cmd.command_id,
-                correlation_id=cmd.correlation_id,
-                timestamp_ns=cmd.timestamp_ns,
-                order_id=cmd.order_id,
-                account_id=cmd.account_id,
-                symbol=cmd.symbol,
-                client_order_id=cmd.client_order_id,
-                side=cmd.side,
-                order_type=cmd.order_type,
-                time_in_force=cmd.time_in_force,
-                post_only=cmd.post_only,
-                stp=cmd.stp,
-                price_ticks=price,
-                qty_lots=lots,
-                quote_budget_atoms=budget,
-                reserved_asset=reserve_asset,
-                reserved_atoms=reserve,
-            )
+        accepted = new_order_accepted(
+            cmd.command_id,
+            cmd.correlation_id,
+            cmd.timestamp_ns,
+            cmd.order_id,
+            cmd.account_id,
+            cmd.symbol,
+            coid,
+            cmd.side,
+            cmd.order_type,
+            cmd.time_in_force,
+            cmd.post_only,
+            cmd.stp,
+            price,
+            lots,
+            budget,
+            reserve_asset,
+            reserve,
         )
-        order = self.orders[cmd.order_id]
+        order = self._apply_accepted(accepted)
+        self._record_client_order(accepted)
+        self._pending.append(accepted)
         book = self.books[cmd.symbol]
-        if cmd.time_in_force is TimeInForce.FOK and not self._fok_fillable(order, book):
+        if cmd.time_in_force is _FOK and not self._fok_fillable(order, book):
             self._cancel(order, CancelReason.FOK_UNFILLED, cmd)
             return None
         ended = self._match(order, book, inst, cmd)
         if ended in (_TAKER_CANCELED, _FILLED):
             return None
-        if cmd.order_type is OrderType.MARKET:
+        if cmd.order_type is not _LIMIT:
             reason = (
                 CancelReason.BUDGET_EXHAUSTED
                 if ended == _BUDGET_EXHAUSTED
                 else CancelReason.MARKET_NO_LIQUIDITY
             )
             self._cancel(order, reason, cmd)
-        elif cmd.time_in_force is TimeInForce.GTC:
-            self._emit(
-                OrderRested(
-                    command_id=cmd.command_id,
-                    correlation_id=cmd.correlation_id,
-                    timestamp_ns=cmd.timestamp_ns,
-                    order_id=order.order_id,
-                    account_id=order.account_id,
-                    symbol=order.symbol,
-                    side=order.side,
-                    price_ticks=order.price_ticks,
-                    qty_lots=order.remaining_lots,
-                )
+        elif cmd.time_in_force is _GTC:
+            rested = new_order_rested(
+                cmd.command_id,
+                cmd.correlation_id,
+                cmd.timestamp_ns,
+                order.order_id,
+                order.account_id,
+                order.symbol,
+                order.side,
+                order.price_ticks,
+                order.remaining_lots,
             )
+            (book.bids if order.side is _BUY else book.asks).append(order)
+            self._record_client_order(rested)
+            self._pending.append(rested)
         else:
             self._cancel(order, CancelReason.IOC_REMAINDER, cmd)
         return None
 
     def _reject_order(self, cmd: PlaceOrder, reason: Reason) -> None:
         self._emit(
-            OrderRejected(
-                command_id=cmd.command_id,
-                correlation_id=cmd.correlation_id,
-                timestamp_ns=cmd.timestamp_ns,
-                order_id=cmd.order_id,
-                account_id=cmd.account_id,
-                symbol=cmd.symbol,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
+            new_order_rejected(
+                cmd.command_id,
+                cmd.correlation_id,
+                cmd.timestamp_ns,
+                cmd.order_id,
+                cmd.account_id,
+                cmd.symbol,
+                cmd.client_order_id,
+                reason,
             )
         )
 
@@ -497,34 +545,38 @@ class Exchange:
         account = self.accounts.get(cmd.account_id)
         if account is None:
             raise _Reject(Reason.UNKNOWN_ACCOUNT)
-        inst = self.instruments.get(cmd.symbol)
+        symbol = cmd.symbol
+        inst = self.instruments.get(symbol)
         if inst is None:
             raise _Reject(Reason.UNKNOWN_SYMBOL)
-        if inst.status is TradingStatus.HALTED:
+        if inst.status is _HALTED:
             raise _Reject(Reason.TRADING_HALTED)
-        is_buy = cmd.side is Side.BUY
-        if cmd.order_type is OrderType.LIMIT:
-            if cmd.price is None:
+        is_buy = cmd.side is _BUY
+        price_in = cmd.price
+        qty_in = cmd.quantity
+        budget_in = cmd.quote_budget
+        if cmd.order_type is _LIMIT:
+            if price_in is None:
                 raise _Reject(Reason.INVALID_PRICE, "a limit order needs a price")
-            if cmd.quantity is None or cmd.quote_budget is not None:
+            if qty_in is None or budget_in is not None:
                 raise _Reject(Reason.INVALID_QUANTITY, "a limit order needs a quantity")
-            if cmd.post_only and cmd.time_in_force is not TimeInForce.GTC:
+            if cmd.post_only and cmd.time_in_force is not _GTC:
                 raise _Reject(Reason.INVALID_POST_ONLY, "post-only orders must be GTC")
         else:
-            if cmd.price is not None:
+            if price_in is not None:
                 raise _Reject(Reason.INVALID_PRICE, "a market order has no price")
             if cmd.post_only:
                 raise _Reject(Reason.INVALID_POST_ONLY, "a market order cannot be post-only")
-            if (cmd.quantity is None) == (cmd.quote_budget is None):
+            if (qty_in is None) == (budget_in is None):
                 raise _Reject(Reason.INVALID_QUANTITY, "give exactly one of quantity, budget")
-            if cmd.quote_budget is not None and not is_buy:
+            if budget_in is not None and not is_buy:
                 raise _Reject(Reason.INVALID_QUANTITY, "only a market buy may have a budget")
-            if cmd.quote_budget is not None and cmd.time_in_force is TimeInForce.FOK:
+            if budget_in is not None and cmd.time_in_force is _FOK:
                 raise _Reject(Reason.INVALID_TIME_IN_FORCE, "a budget order cannot be FOK")
         lots = 0
-        if cmd.quantity is not None:
+        if qty_in is not None:
             try:
-                lots = inst.qty_to_lots(cmd.quantity)
+                lots = self._units(qty_in, inst.lot_size)
             except ConversionError as exc:
                 raise _Reject(Reason.LOT_SIZE) from exc
             if lots <= 0:
@@ -534,34 +586,40 @@ class Exchange:
             if lots > inst.max_qty_lots:
                 raise _Reject(Reason.MAX_QTY)
         budget = 0
-        if cmd.quote_budget is not None:
+        if budget_in is not None:
             try:
-                budget = to_atoms(cmd.quote_budget, inst.quote_decimals)
+                budget = to_atoms(budget_in, inst.quote_decimals)
             except ConversionError as exc:
                 raise _Reject(Reason.INVALID_AMOUNT) from exc
             if budget <= 0:
                 raise _Reject(Reason.INVALID_AMOUNT)
-        low, high = inst.reference_band(self.reference_price(cmd.symbol))
-        if cmd.price is not None:
+        low, high = self._band(symbol, inst)
+        if price_in is not None:
             try:
-                price = inst.price_to_ticks(cmd.price)
+                price = self._units(price_in, inst.tick_size)
             except ConversionError as exc:
                 raise _Reject(Reason.TICK_SIZE) from exc
             if price <= 0:
                 raise _Reject(Reason.INVALID_PRICE)
             if price < low or price > high:
                 raise _Reject(Reason.PRICE_BAND)
-            if cmd.post_only and self.books[cmd.symbol].crosses(cmd.side, price):
+            if cmd.post_only and self.books[symbol].crosses(cmd.side, price):
                 raise _Reject(Reason.POST_ONLY_WOULD_TAKE)
         else:
             price = high if is_buy else low
         if is_buy:
             asset = inst.quote
-            need = budget if budget else lots * inst.buy_unit_cost(price)
+            if budget:
+                need = budget
+            else:
+                # lots * inst.buy_unit_cost(price), inlined
+                one_lot = price * inst.quote_atoms_per_tick_lot
+                need = lots * (one_lot - ((-one_lot * inst.max_fee_bps) // BPS))
         else:
             asset = inst.base
-            need = inst.base_atoms(lots)
-        if account.available(asset) < need:
+            need = lots * inst.base_atoms_per_lot
+        bal = account.balances.get(asset)
+        if (0 if bal is None else bal.available) < need:
             raise _Reject(Reason.INSUFFICIENT_FUNDS)
         return inst, price, lots, budget, asset, need
 
@@ -585,66 +643,83 @@ class Exchange:
 
     def _match(self, order: Order, book: OrderBook, inst: Instrument, cmd: Command) -> int:
         """Take liquidity for ``order`` until filled, out of price, or stopped."""
-        opposite = book.opposite(order.side)
-        is_buy = order.side is Side.BUY
+        is_buy = order.side is _BUY
+        opposite = book.asks if is_buy else book.bids
+        prices = opposite.prices
+        levels = opposite.levels
         limit = order.price_ticks
+        taker_id = order.order_id
+        taker_account = order.account_id
+        budget = order.budget
+        symbol = order.symbol
+        pending = self._pending
         while True:
-            best = opposite.best_price()
-            if best is None or (best > limit if is_buy else best < limit):
+            if not prices:
                 return _NO_LIQUIDITY
-            maker = opposite.level(best)[0]
-            if maker.account_id == order.account_id:
+            if is_buy:
+                best = prices[0]
+                if best > limit:
+                    return _NO_LIQUIDITY
+            else:
+                best = prices[-1]
+                if best < limit:
+                    return _NO_LIQUIDITY
+            maker = levels[best][0]
+            if maker.account_id == taker_account:
                 mode = order.stp
-                if mode is not SelfTradePrevention.CANCEL_TAKER:
+                if mode is not _CANCEL_TAKER:
                     self._cancel(maker, CancelReason.SELF_TRADE_PREVENTION, cmd)
-                if mode is not SelfTradePrevention.CANCEL_MAKER:
+                if mode is not _CANCEL_MAKER:
                     self._cancel(order, CancelReason.SELF_TRADE_PREVENTION, cmd)
                     return _TAKER_CANCELED
                 continue
-            if order.budget:
+            if budget:
                 qty = order.reserved_atoms // inst.taker_unit_cost(best)
                 if qty > maker.remaining_lots:
                     qty = maker.remaining_lots
                 if qty <= 0:
                     return _BUDGET_EXHAUSTED
             else:
-                qty = min(order.remaining_lots, maker.remaining_lots)
-            notional = inst.notional(best, qty)
-            self._emit(
-                TradeExecuted(
-                    command_id=cmd.command_id,
-                    correlation_id=cmd.correlation_id,
-                    timestamp_ns=cmd.timestamp_ns,
-                    symbol=order.symbol,
-                    trade_id=self.trade_seq + 1,
-                    price_ticks=best,
-                    qty_lots=qty,
-                    notional_atoms=notional,
-                    maker_order_id=maker.order_id,
-                    taker_order_id=order.order_id,
-                    maker_account_id=maker.account_id,
-                    taker_account_id=order.account_id,
-                    taker_side=order.side,
-                    maker_fee_atoms=fee(notional, inst.maker_fee_bps),
-                    taker_fee_atoms=fee(notional, inst.taker_fee_bps),
-                )
+                qty = order.remaining_lots
+                if maker.remaining_lots < qty:
+                    qty = maker.remaining_lots
+            notional = best * qty * inst.quote_atoms_per_tick_lot
+            trade = new_trade_executed(
+                cmd.command_id,
+                cmd.correlation_id,
+                cmd.timestamp_ns,
+                symbol,
+                self.trade_seq + 1,
+                best,
+                qty,
+                notional,
+                maker.order_id,
+                taker_id,
+                maker.account_id,
+                taker_account,
+                order.side,
+                -((-notional * inst.maker_fee_bps) // BPS),
+                -((-notional * inst.taker_fee_bps) // BPS),
             )
-            if not order.budget and order.remaining_lots == 0:
+            self._settle_trade(trade, inst, maker, order, book)
+            self._record_client_order(trade)
+            pending.append(trade)
+            if not budget and order.remaining_lots == 0:
                 return _FILLED
 
     def _cancel(self, order: Order, reason: CancelReason, cmd: Command) -> None:
         self._emit(
-            OrderCanceled(
-                command_id=cmd.command_id,
-                correlation_id=cmd.correlation_id,
-                timestamp_ns=cmd.timestamp_ns,
-                order_id=order.order_id,
-                account_id=order.account_id,
-                symbol=order.symbol,
-                reason=reason,
-                remaining_lots=order.remaining_lots,
-                released_asset=order.reserved_asset,
-                released_atoms=order.reserved_atoms,
+            new_order_canceled(
+                cmd.command_id,
+                cmd.correlation_id,
+                cmd.timestamp_ns,
+                order.order_id,
+                order.account_id,
+                order.symbol,
+                reason,
+                order.remaining_lots,
+                order.reserved_asset,
+                order.reserved_atoms,
             )
         )
 
@@ -743,13 +818,19 @@ class Exchange:
     # ------------------------------------------------------------------ evolve
     def apply(self, event: Event) -> None:
         """Mutate state by one event. Never validates or decides: replay-safe."""
-        if isinstance(event, TradeExecuted):
+        kind = type(event)
+        # Exact-type tests first (the common events, cheapest check); isinstance for the rest.
+        if kind is TradeExecuted:
+            self._apply_trade(event)  # type: ignore[arg-type]
+        elif kind is OrderAccepted:
+            self._apply_accepted(event)  # type: ignore[arg-type]
+        elif kind is OrderRested or isinstance(event, OrderRested):
+            order = self.orders[event.order_id]  # type: ignore[attr-defined]
+            self.books[event.symbol].side(event.side).append(order)  # type: ignore[attr-defined]
+        elif isinstance(event, TradeExecuted):
             self._apply_trade(event)
         elif isinstance(event, OrderAccepted):
             self._apply_accepted(event)
-        elif isinstance(event, OrderRested):
-            order = self.orders[event.order_id]
-            self.books[event.symbol].side(event.side).append(order)
         elif isinstance(event, OrderCanceled):
             self._apply_canceled(event)
         elif isinstance(event, OrderAmended):
@@ -779,17 +860,23 @@ class Exchange:
 
     def _record_client_order(self, event: Event) -> None:
         """Remember each PlaceOrder's outcome events, keyed by (account, client order id)."""
-        if isinstance(event, OrderAccepted) or (
-            isinstance(event, OrderRejected) and event.reason not in _NOT_RECORDED
+        kind = type(event)
+        if kind is not TradeExecuted and kind is not OrderRested and (
+            isinstance(event, OrderAccepted)
+            or (isinstance(event, OrderRejected) and event.reason not in _NOT_RECORDED)
         ):
             record = ClientOrderRecord(event.order_id, [event])
-            self.client_orders[(event.account_id, event.client_order_id)] = record
+            key = (event.account_id, event.client_order_id)
+            self.client_orders[key] = record
             self._recording = record
             self._recording_command = event.command_id
-        elif self._recording is not None and event.command_id == self._recording_command:
-            self._recording.events.append(event)
-        else:
-            self._recording = None
+            return
+        recording = self._recording
+        if recording is not None:
+            if event.command_id == self._recording_command:
+                recording.events.append(event)
+            else:
+                self._recording = None
 
     def _apply_listed(self, event: InstrumentListed) -> None:
         inst = build_instrument(
@@ -812,64 +899,85 @@ class Exchange:
         self.asset_decimals[event.base] = event.base_decimals
         self.asset_decimals[event.quote] = event.quote_decimals
 
-    def _apply_accepted(self, event: OrderAccepted) -> None:
+    def _apply_accepted(self, event: OrderAccepted) -> Order:
         self.order_seq += 1
-        self.used_order_ids.add(event.order_id)
-        self.orders[event.order_id] = Order(
-            order_id=event.order_id,
-            account_id=event.account_id,
-            symbol=event.symbol,
-            client_order_id=event.client_order_id,
-            side=event.side,
-            order_type=event.order_type,
-            time_in_force=event.time_in_force,
-            post_only=event.post_only,
-            stp=event.stp,
-            price_ticks=event.price_ticks,
-            remaining_lots=event.qty_lots,
-            budget=event.quote_budget_atoms > 0,
-            reserved_asset=event.reserved_asset,
-            reserved_atoms=event.reserved_atoms,
-            seq=self.order_seq,
+        order_id = event.order_id
+        self.used_order_ids.add(order_id)
+        order = Order(
+            order_id,
+            event.account_id,
+            event.symbol,
+            event.client_order_id,
+            event.side,
+            event.order_type,
+            event.time_in_force,
+            event.post_only,
+            event.stp,
+            event.price_ticks,
+            event.qty_lots,
+            event.quote_budget_atoms > 0,
+            event.reserved_asset,
+            event.reserved_atoms,
+            self.order_seq,
         )
+        self.orders[order_id] = order
         bal = self.accounts[event.account_id].balance(event.reserved_asset)
         bal.available -= event.reserved_atoms
         bal.reserved += event.reserved_atoms
+        return order
 
     def _apply_trade(self, event: TradeExecuted) -> None:
-        inst = self.instruments[event.symbol]
-        maker = self.orders[event.maker_order_id]
-        taker = self.orders[event.taker_order_id]
+        orders = self.orders
+        self._settle_trade(
+            event,
+            self.instruments[event.symbol],
+            orders[event.maker_order_id],
+            orders[event.taker_order_id],
+            self.books[event.symbol],
+        )
+
+    def _settle_trade(
+        self, event: TradeExecuted, inst: Instrument, maker: Order, taker: Order, book: OrderBook
+    ) -> None:
+        """The state change of a trade, once its instrument, orders and book are looked up."""
         qty = event.qty_lots
         notional = event.notional_atoms
-        if event.taker_side is Side.BUY:
+        if event.taker_side is _BUY:
             buyer, seller = taker, maker
             buyer_fee, seller_fee = event.taker_fee_atoms, event.maker_fee_atoms
         else:
             buyer, seller = maker, taker
             buyer_fee, seller_fee = event.maker_fee_atoms, event.taker_fee_atoms
-        base_atoms = inst.base_atoms(qty)
+        base_atoms = qty * inst.base_atoms_per_lot
+        quote = inst.quote
+        base = inst.base
+        accounts = self.accounts
         # buyer: release what these lots reserved, pay notional + fee, receive base
-        buyer_account = self.accounts[buyer.account_id]
+        buyer_account = accounts[buyer.account_id]
         cost = notional + buyer_fee
-        release = cost if buyer.budget else qty * inst.buy_unit_cost(buyer.price_ticks)
-        quote_bal = buyer_account.balance(inst.quote)
+        if buyer.budget:
+            release = cost
+        else:
+            one_lot = buyer.price_ticks * inst.quote_atoms_per_tick_lot
+            release = qty * (one_lot - ((-one_lot * inst.max_fee_bps) // BPS))
+        quote_bal = buyer_account.balance(quote)
         quote_bal.reserved -= release
         quote_bal.available += release - cost
         buyer.reserved_atoms -= release
-        buyer_account.balance(inst.base).available += base_atoms
+        buyer_account.balance(base).available += base_atoms
         # seller: release and deliver base, receive notional - fee
-        seller_account = self.accounts[seller.account_id]
-        seller_account.balance(inst.base).reserved -= base_atoms
+        seller_account = accounts[seller.account_id]
+        seller_account.balance(base).reserved -= base_atoms
         seller.reserved_atoms -= base_atoms
-        seller_account.balance(inst.quote).available += notional - seller_fee
+        seller_account.balance(quote).available += notional - seller_fee
         # venue
-        self.fees[inst.quote] = self.fees.get(inst.quote, 0) + buyer_fee + seller_fee
+        fees = self.fees
+        fees[quote] = fees.get(quote, 0) + buyer_fee + seller_fee
         self.trade_seq = event.trade_id
         self.last_price[event.symbol] = event.price_ticks
         maker.remaining_lots -= qty
         if maker.remaining_lots == 0:
-            self.books[event.symbol].side(maker.side).remove(maker)
+            (book.bids if maker.side is _BUY else book.asks).remove(maker)
             del self.orders[maker.order_id]
         if not taker.budget:
             taker.remaining_lots -= qty

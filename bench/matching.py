@@ -1,0 +1,284 @@
+"""Matching-only throughput: Tradecore's Exchange against PyPI order books on the same orders.
+
+Two seeded flows of limit orders around a mid price (in ticks of 0.01):
+
+* ``crossing``: price = mid ± U[0, 50] ticks, side 50/50 (about half the orders cross);
+* ``passive``: buys at mid - U[-5, 50], sells at mid + U[-5, 50] (about one in ten crosses).
+
+Our side runs with everything on: 100 funded traders, reservations, fees, self-trade
+prevention, idempotency records and full events. Commands (and the peers' arguments) are
+built before the timer; only the order handling is timed. Each engine gets a fresh book
+per repeat and the best repeat is reported.
+
+Run: ``.venv/bin/python bench/matching.py`` (``--help`` for options). Peers are installed
+with pip on first use (``--no-install`` to skip); ``matching-engine`` needs Python >= 3.12
+and is skipped with a note where it does not install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from domain.commands import DepositFunds, ListInstrument, OpenAccount, PlaceOrder
+from domain.events import OrderCanceled, TradeExecuted
+from domain.exchange import Exchange
+from domain.values import (
+    AccountId,
+    Asset,
+    CancelReason,
+    ClientOrderId,
+    OrderId,
+    OrderType,
+    Side,
+    Symbol,
+)
+
+MID = 10_000  # ticks of 0.01: 100.00
+SYMBOL = Symbol("ABC-USD")
+TRADERS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    is_buy: bool
+    price_ticks: int
+    qty_lots: int
+    trader: int
+
+
+def generate(flow: str, n: int, seed: int) -> list[Spec]:
+    rng = random.Random(seed)
+    specs: list[Spec] = []
+    for _ in range(n):
+        is_buy = rng.random() < 0.5
+        if flow == "crossing":
+            offset = rng.randint(0, 50)
+            price = MID + offset if rng.random() < 0.5 else MID - offset
+        else:
+            offset = rng.randint(-5, 50)
+            price = MID - offset if is_buy else MID + offset
+        specs.append(Spec(is_buy, price, rng.randint(1, 10), rng.randrange(TRADERS)))
+    return specs
+
+
+# ---------------------------------------------------------------------------- Tradecore
+def _trader(i: int) -> AccountId:
+    return AccountId(f"trader-{i:03d}")
+
+
+def tradecore_exchange() -> Exchange:
+    ex = Exchange()
+    n = 0
+
+    def meta() -> dict[str, Any]:
+        nonlocal n
+        n += 1
+        return {"command_id": f"setup-{n}", "correlation_id": "setup", "timestamp_ns": n}
+
+    ex.handle(
+        ListInstrument(
+            **meta(),
+            symbol=SYMBOL,
+            base=Asset("ABC"),
+            quote=Asset("USD"),
+            base_decimals=2,
+            quote_decimals=2,
+            tick_size=Decimal("0.01"),
+            lot_size=Decimal("1"),
+            min_qty=Decimal("1"),
+            max_qty=Decimal("1000000"),
+            reference_price=Decimal("100.00"),
+            price_band_bps=1000,
+            maker_fee_bps=10,
+            taker_fee_bps=20,
+        )
+    )
+    for i in range(TRADERS):
+        ex.handle(OpenAccount(**meta(), account_id=_trader(i)))
+        for asset in ("USD", "ABC"):
+            ex.handle(
+                DepositFunds(
+                    **meta(), account_id=_trader(i), asset=Asset(asset), amount=Decimal(10**9)
+                )
+            )
+    return ex
+
+
+def tradecore_commands(specs: list[Spec]) -> list[PlaceOrder]:
+    traders = [_trader(i) for i in range(TRADERS)]
+    return [
+        PlaceOrder(
+            command_id=f"cmd-{i}",
+            correlation_id=f"corr-{i}",
+            timestamp_ns=1_700_000_000_000_000_000 + i,
+            account_id=traders[s.trader],
+            symbol=SYMBOL,
+            side=Side.BUY if s.is_buy else Side.SELL,
+            order_type=OrderType.LIMIT,
+            order_id=OrderId(f"o-{i}"),
+            client_order_id=ClientOrderId(f"c-{i}"),
+            price=Decimal(s.price_ticks).scaleb(-2),
+            quantity=Decimal(s.qty_lots),
+        )
+        for i, s in enumerate(specs)
+    ]
+
+
+def run_tradecore(commands: list[PlaceOrder]) -> tuple[float, dict[str, int]]:
+    ex = tradecore_exchange()
+    handle = ex.handle
+    gc.collect()
+    start = time.perf_counter()
+    outcomes = [handle(c) for c in commands]
+    elapsed = time.perf_counter() - start
+    trades = lots = stp = events = 0
+    for outcome in outcomes:
+        events += len(outcome.events)
+        for e in outcome.events:
+            if isinstance(e, TradeExecuted):
+                trades += 1
+                lots += e.qty_lots
+            elif isinstance(e, OrderCanceled) and e.reason is CancelReason.SELF_TRADE_PREVENTION:
+                stp += 1
+    stats = {"trades": trades, "lots": lots, "events": events, "stp_cancels": stp}
+    if ex.books[SYMBOL].is_crossed():
+        raise SystemExit("tradecore: the book ended crossed")
+    return elapsed, stats
+
+
+# ---------------------------------------------------------------------------- peers
+def run_lightmatchingengine(specs: list[Spec]) -> tuple[float, dict[str, int]]:
+    from lightmatchingengine.lightmatchingengine import LightMatchingEngine
+
+    args = [(s.price_ticks, s.qty_lots, 1 if s.is_buy else 2) for s in specs]
+    engine = LightMatchingEngine()
+    add = engine.add_order
+    instrument = "ABC-USD"
+    gc.collect()
+    start = time.perf_counter()
+    results = [add(instrument, p, q, side) for p, q, side in args]
+    elapsed = time.perf_counter() - start
+    # It reports one aggregate trade for the taker per level plus one per maker hit;
+    # the maker fills are the counterpart of our TradeExecuted events.
+    trades = lots = 0
+    for order, fills in results:
+        for t in fills:
+            if t.order_id != order.order_id:
+                trades += 1
+                lots += t.trade_qty
+    return elapsed, {"trades": trades, "lots": lots}
+
+
+PEERS: dict[str, tuple[str, Callable[[list[Spec]], tuple[float, dict[str, int]]] | None]] = {
+    # pip name: (import name, runner)
+    "lightmatchingengine": ("lightmatchingengine", run_lightmatchingengine),
+    "matching-engine": ("matching_engine", None),
+}
+
+
+def ensure_installed(pip_name: str, module: str, install: bool) -> str | None:
+    """None when importable (installing it if allowed), else a note saying why not."""
+    if importlib.util.find_spec(module) is not None:
+        return None
+    if not install:
+        return "not installed (--no-install)"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", pip_name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    importlib.invalidate_caches()
+    if proc.returncode == 0 and importlib.util.find_spec(module) is not None:
+        return None
+    lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+    why = lines[0] if lines else f"pip exit status {proc.returncode}"
+    return f"did not install on Python {sys.version.split()[0]}: {why}"
+
+
+# ---------------------------------------------------------------------------- main
+def compiled_status() -> str:
+    from domain._native import compiled_modules
+
+    native = compiled_modules()
+    if not native:
+        return "pure Python (no compiled domain modules found)"
+    return "compiled with mypyc: " + ", ".join(native)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=20_240_601)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--flow", choices=["crossing", "passive", "both"], default="both")
+    parser.add_argument("--no-install", action="store_true", help="do not pip-install peers")
+    parser.add_argument("--ours-only", action="store_true", help="skip the peers")
+    opts = parser.parse_args()
+
+    print(f"Python {sys.version.split()[0]}; Tradecore domain: {compiled_status()}")
+    peers: list[tuple[str, Callable[[list[Spec]], tuple[float, dict[str, int]]]]] = []
+    if not opts.ours_only:
+        for pip_name, (module, runner) in PEERS.items():
+            note = ensure_installed(pip_name, module, not opts.no_install)
+            if note is not None:
+                print(f"note: skipping {pip_name}: {note}")
+            elif runner is None:
+                print(f"note: skipping {pip_name}: installed, but no adapter is written for it")
+            else:
+                peers.append((pip_name, runner))
+
+    flows = ["crossing", "passive"] if opts.flow == "both" else [opts.flow]
+    for flow in flows:
+        specs = generate(flow, opts.orders, opts.seed)
+        commands = tradecore_commands(specs)
+        gc.collect()
+        gc.freeze()  # the pre-built inputs are not part of any engine's garbage
+        print(f"\n== {flow}: {opts.orders:,} limit orders, seed {opts.seed}, best of {opts.repeat}")
+        results: dict[str, tuple[float, dict[str, int]]] = {}
+        engines: list[tuple[str, Callable[[], tuple[float, dict[str, int]]]]] = [
+            ("tradecore", partial(run_tradecore, commands)),
+            *[(name, partial(runner, specs)) for name, runner in peers],
+        ]
+        for name, run in engines:
+            best: tuple[float, dict[str, int]] | None = None
+            for _ in range(opts.repeat):
+                got = run()
+                if best is None or got[0] < best[0]:
+                    best = got
+            assert best is not None
+            results[name] = best
+            rate = opts.orders / best[0]
+            extra = ", ".join(f"{k} {v:,}" for k, v in best[1].items())
+            print(f"  {name:<22} {rate:>10,.0f} orders/s  ({best[0]:.3f} s; {extra})")
+        gc.unfreeze()
+        peer_rates = {n: opts.orders / r[0] for n, r in results.items() if n != "tradecore"}
+        ours = opts.orders / results["tradecore"][0]
+        if peer_rates:
+            best_peer = max(peer_rates, key=lambda n: peer_rates[n])
+            print(f"  ratio to best peer ({best_peer}): {ours / peer_rates[best_peer]:.2f}x")
+            ours_lots = results["tradecore"][1]["lots"]
+            peer_lots = results[best_peer][1]["lots"]
+            print(
+                f"  sanity: traded lots tradecore {ours_lots:,} vs {best_peer} {peer_lots:,} "
+                f"({ours_lots / max(peer_lots, 1):.3f}; self-trade prevention explains the gap)"
+            )
+
+
+if __name__ == "__main__":
+    main()

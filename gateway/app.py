@@ -7,16 +7,36 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI, Response
 
+from gateway.body import DEFAULT_MAX_BODY, BodyGuard
+from gateway.errors import install_error_handlers
 from gateway.health import ComponentHealth, HealthProbe, HealthReport
+from gateway.routes import accounts, auth, events, instruments, orders
+from gateway.services import GatewayServices
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
+DESCRIPTION = """Commands and reads of the Tradecore trading core.
+
+Sign in at `POST /auth/token` (OAuth2 password or client credentials) and send
+`Authorization: Bearer <access_token>`. Every error is `{"error": {"code", "message",
+"details"}}`. Decimals are strings. See docs/api.md."""
+
 
 def create_app(
-    health: HealthProbe, version: str, *, lifespan: Lifespan | None = None
+    health: HealthProbe,
+    version: str,
+    *,
+    lifespan: Lifespan | None = None,
+    services: GatewayServices | None = None,
 ) -> FastAPI:
-    """The gateway. ``lifespan`` starts and stops what runs beside it (the core, the demo)."""
-    app = FastAPI(title="Tradecore", version=version, lifespan=lifespan)
+    """The gateway. ``lifespan`` starts and stops what runs beside it (the core, the demo);
+    ``services`` (the core, users, Redis-backed stores) adds the REST API to /health."""
+    app = FastAPI(
+        title="Tradecore", version=version, lifespan=lifespan, description=DESCRIPTION
+    )
+    install_error_handlers(app)
+    max_body = DEFAULT_MAX_BODY if services is None else services.config.max_body
+    app.add_middleware(BodyGuard, max_body=max_body)
 
     @app.get("/health", response_model=HealthReport, tags=["operations"])
     async def get_health(response: Response) -> HealthReport:
@@ -29,4 +49,8 @@ def create_app(
         response.status_code = 200 if ok else 503
         return HealthReport(status="ok" if ok else "degraded", components=components)
 
+    if services is not None:
+        app.state.services = services
+        for module in (auth, orders, accounts, instruments, events):
+            app.include_router(module.router)
     return app

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     demo_rate: float = 100.0
     demo_seed: int = 7
     demo_symbols: str = "BTC-USD,ETH-USD,SOL-USD"
+    # The Kafka relay and the projectors, run by `tradecore up` beside the gateway.
+    read_side: bool = True
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> Settings:

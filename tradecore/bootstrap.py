@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from commands.core import Core
+from domain.commands import DepositFunds, OpenAccount
+from domain.values import AccountId, Asset
 from gateway.app import create_app
 from gateway.health import ComponentHealth
+from gateway.ports import Role
+from gateway.services import GatewayConfig, GatewayServices
+from gateway.tokens import TokenConfig, TokenIssuer
+from infra.auth_store import RedisIdempotencyStore, RedisTokenRevocations
 from infra.health import ServiceHealth
 from infra.migrations import upgrade
+from infra.ratelimit import RedisRateLimiter
 from infra.settings import Settings
 from infra.stack import Stack, StackError
 from infra.stack.base import port_in_use
+from infra.users import PostgresUserDirectory
 from tradecore import __version__
 from tradecore.market import CoreService, DemoMarket, MarketOptions
+from tradecore.readside import ReadSide
 
 Report = Callable[[str], None]
 
@@ -29,6 +44,7 @@ class SystemHealth:
         self.core = core
         self.core_error = ""
         self.market: DemoMarket | None = None
+        self.read_side: ReadSide | None = None
 
     async def check(self) -> list[ComponentHealth]:
         components = await self.services.check()
@@ -40,21 +56,109 @@ class SystemHealth:
             components.append(self.core.health())
         if self.market is not None:
             components.append(self.market.health())
+        if self.read_side is not None:
+            components += self.read_side.health()
         return components
 
 
-def build_gateway(settings: Settings, report: Report = lambda _: None) -> FastAPI:
-    """The gateway with the live core beside it and, with ``settings.demo_market``, the demo."""
-    core = CoreService(settings.dsn, snapshot_every=settings.snapshot_every)
+# The demo's users (development and test only): (name, role, accounts, password).
+DEMO_USERS: tuple[tuple[str, Role, tuple[str, ...], str], ...] = (
+    ("alice", Role.TRADER, ("alice-1",), "alice-demo"),
+    ("bob", Role.TRADER, ("bob-1",), "bob-demo"),
+    ("auditor", Role.AUDITOR, (), "auditor-demo"),
+    ("admin", Role.ADMIN, (), "admin-demo"),
+)
+DEMO_QUOTE_DEPOSIT = Decimal("1000000")
+DEMO_BASE_DEPOSIT = Decimal("100")
+
+
+async def seed_demo_users(
+    core: Core, users: PostgresUserDirectory, clock_ns: Callable[[], int]
+) -> list[str]:
+    """The demo users, and their accounts opened and funded through the core (once)."""
+    added = []
+    for name, role, accounts, password in DEMO_USERS:
+        if await users.get(name) is None:
+            await users.add(name, role, list(accounts), password)
+            added.append(name)
+        for account in accounts:
+            if AccountId(account) in core.exchange.accounts:
+                continue
+            meta = {"timestamp_ns": clock_ns()}
+            command_id = f"demo-{uuid.uuid4().hex}"
+            await core.submit(
+                OpenAccount(
+                    command_id=command_id,
+                    correlation_id=command_id,
+                    account_id=AccountId(account),
+                    **meta,
+                )
+            )
+            assets = {i.quote: DEMO_QUOTE_DEPOSIT for i in core.exchange.instruments.values()}
+            assets.update({i.base: DEMO_BASE_DEPOSIT for i in core.exchange.instruments.values()})
+            for asset, amount in sorted(assets.items()):
+                command_id = f"demo-{uuid.uuid4().hex}"
+                await core.submit(
+                    DepositFunds(
+                        command_id=command_id,
+                        correlation_id=command_id,
+                        account_id=AccountId(account),
+                        asset=Asset(asset),
+                        amount=amount,
+                        **meta,
+                    )
+                )
+    return added
+
+
+def build_gateway(
+    settings: Settings,
+    report: Report = lambda _: None,
+    *,
+    dsn: str | None = None,
+    redis_prefix: str = "tradecore:",
+    config: GatewayConfig | None = None,
+    hasher: PasswordHasher | None = None,
+) -> FastAPI:
+    """The gateway with the live core beside it and, with ``settings.demo_market``, the demo.
+
+    ``dsn`` (default: the settings' database), ``redis_prefix``, ``config`` and ``hasher``
+    let tests run a whole gateway on their own database and Redis keys."""
+    dsn = dsn or settings.dsn
+    core = CoreService(dsn, snapshot_every=settings.snapshot_every)
     health = SystemHealth(ServiceHealth(settings), core)
+    users = PostgresUserDirectory(dsn, hasher=hasher)
+    redis = Redis.from_url(settings.redis_dsn)
+    services = GatewayServices(
+        core=core.core,
+        users=users,
+        revocations=RedisTokenRevocations(redis, redis_prefix),
+        limiter=RedisRateLimiter(redis, redis_prefix),
+        idempotency=RedisIdempotencyStore(redis, redis_prefix),
+        events=core.store,
+        tokens=TokenIssuer(TokenConfig(secret=settings.secret_key.get_secret_value())),
+        config=config or GatewayConfig(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await users.open()
+        except Exception as exc:
+            report(f"warning: the user directory did not open ({exc}); nobody can log in")
         try:
             await core.start()
         except Exception as exc:
             health.core_error = f"the core did not start: {exc}"
             report(f"warning: {health.core_error}; serving without it")
+        read_side = None
+        if settings.read_side:
+            read_side = ReadSide(settings, report, dsn=dsn)
+            try:
+                await read_side.start()
+                health.read_side = read_side
+            except Exception as exc:
+                report(f"warning: the read models are not being built: {exc}")
         market = None
         if core.started and settings.demo_market:
             options = MarketOptions(
@@ -67,15 +171,42 @@ def build_gateway(settings: Settings, report: Report = lambda _: None) -> FastAP
             market = DemoMarket(core.core, options, report)
             await market.start()
             health.market = market
+            await _seed_demo(settings, core.core, users, report)
         try:
             yield
         finally:
             if market is not None:
                 await market.stop()
                 report("demo market stopped")
+            if health.read_side is not None:
+                await health.read_side.stop()
             await core.stop()
+            await users.close()
+            await redis.aclose()
 
-    return create_app(health=health, version=__version__, lifespan=lifespan)
+    return create_app(health=health, version=__version__, lifespan=lifespan, services=services)
+
+
+async def _seed_demo(
+    settings: Settings, core: Core, users: PostgresUserDirectory, report: Report
+) -> None:
+    if settings.env == "production":
+        report("demo users are not created in production: add users with `tradecore users add`")
+        return
+    try:
+        added = await seed_demo_users(core, users, time.time_ns)
+    except Exception as exc:
+        report(f"warning: the demo users were not created: {exc}")
+        return
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    if added:
+        report(f"demo users created: {', '.join(added)}")
+    logins = ", ".join(f"{name}/{password}" for name, _, _, password in DEMO_USERS)
+    report(f"demo logins (user/password): {logins}; e.g.")
+    report(
+        f"  curl -s -d grant_type=password -d username=alice -d password=alice-demo "
+        f"{base}/auth/token"
+    )
 
 
 class _Server(uvicorn.Server):

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from infra.settings import Settings, load_settings
 from infra.stack import Stack, StackError
+from tradecore.cli_projections import app as projections_app
+from tradecore.cli_users import app as users_app
 
 app = typer.Typer(
     help="Tradecore, an event-sourced trading core. Settings come from TRADECORE_* variables "
@@ -37,6 +39,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(core_app, name="core")
 app.add_typer(engine_app, name="engine")
+app.add_typer(users_app, name="users")
+app.add_typer(projections_app, name="projections")
 
 
 def settings_or_exit() -> Settings:

@@ -26,6 +26,15 @@ def alembic_config(dsn: str) -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The newest revision in `versions/` (what `upgrade(dsn, "head")` reaches)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
 def current(dsn: str) -> str | None:
     engine = sa.create_engine(sqlalchemy_url(dsn))
     try:

@@ -58,7 +58,7 @@ def test_up_reports_every_service_healthy_and_stops_cleanly_on_ctrl_c() -> None:
     states = {c["name"]: c for c in body["components"]}
     assert response.status_code == 200 and body["status"] == "ok"
     assert {"gateway", "postgres", "timescaledb", "schema", "redis", "kafka"} <= states.keys()
-    assert {"core", "simulator"} <= states.keys()
+    assert {"core", "simulator", "relay", "projections"} <= states.keys()
     assert later > first, "the demo market is not trading: the log did not grow"
     assert all(c["state"] == "up" for c in states.values())
     assert states["timescaledb"]["version"].startswith("TimescaleDB 2.")

@@ -1,0 +1,1 @@
+"""One router per resource: auth, orders, accounts, instruments, the event log."""

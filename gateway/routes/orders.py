@@ -1,0 +1,204 @@
+"""A trader's orders on one of its accounts: place, cancel, amend, cancel all, list open."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+
+from domain.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
+from domain.values import (
+    AccountId,
+    ClientOrderId,
+    OrderId,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    Symbol,
+    TimeInForce,
+)
+from gateway.commanding import (
+    CommandHeaders,
+    Meta,
+    command_headers,
+    execute,
+    fingerprint,
+    order_id_for,
+)
+from gateway.deps import CurrentPrincipal, Services
+from gateway.errors import documented
+from gateway.schemas import (
+    ID_PATTERN,
+    SYMBOL_PATTERN,
+    CommandOutcome,
+    OrderAmend,
+    OrderCreate,
+    OrderOut,
+)
+
+router = APIRouter(prefix="/accounts/{account_id}/orders", tags=["orders"])
+
+AccountPath = Annotated[str, Path(pattern=ID_PATTERN)]
+OrderPath = Annotated[str, Path(pattern=ID_PATTERN)]
+Headers = Annotated[CommandHeaders, Depends(command_headers)]
+WRITE_ERRORS = documented(400, 401, 403, 409, 413, 422, 429, 503)
+
+
+@router.post("", response_model=CommandOutcome, responses=WRITE_ERRORS, summary="Place an order")
+async def place_order(
+    account_id: AccountPath,
+    body: OrderCreate,
+    services: Services,
+    principal: CurrentPrincipal,
+    headers: Headers,
+) -> JSONResponse:
+    """Accepted or rejected (with the reason), with the events and their log positions.
+    Retrying with the same ``client_order_id`` returns the first outcome (``duplicate``)."""
+    principal.require_trade(account_id)
+    client_order_id = body.client_order_id or headers.idempotency_key or uuid.uuid4().hex
+    order_id = order_id_for(account_id, client_order_id)
+
+    def build(meta: Meta) -> PlaceOrder:
+        return PlaceOrder(
+            command_id=meta.command_id,
+            correlation_id=meta.correlation_id,
+            timestamp_ns=meta.timestamp_ns,
+            account_id=AccountId(account_id),
+            symbol=Symbol(body.symbol),
+            side=Side(body.side),
+            order_type=OrderType(body.order_type),
+            order_id=OrderId(order_id),
+            client_order_id=ClientOrderId(client_order_id),
+            price=body.price,
+            quantity=body.quantity,
+            quote_budget=body.quote_budget,
+            time_in_force=TimeInForce(body.time_in_force),
+            post_only=body.post_only,
+            stp=SelfTradePrevention(body.stp),
+        )
+
+    print_ = fingerprint("POST", f"/accounts/{account_id}/orders", body.model_dump(mode="json"))
+    return await execute(
+        services, principal.username, headers, print_, build, order_id=order_id
+    )
+
+
+@router.delete(
+    "/{order_id}", response_model=CommandOutcome, responses=WRITE_ERRORS, summary="Cancel an order"
+)
+async def cancel_order(
+    account_id: AccountPath,
+    order_id: OrderPath,
+    services: Services,
+    principal: CurrentPrincipal,
+    headers: Headers,
+) -> JSONResponse:
+    principal.require_trade(account_id)
+
+    def build(meta: Meta) -> CancelOrder:
+        return CancelOrder(
+            command_id=meta.command_id,
+            correlation_id=meta.correlation_id,
+            timestamp_ns=meta.timestamp_ns,
+            account_id=AccountId(account_id),
+            order_id=OrderId(order_id),
+        )
+
+    print_ = fingerprint("DELETE", f"/accounts/{account_id}/orders/{order_id}", None)
+    return await execute(services, principal.username, headers, print_, build, order_id=order_id)
+
+
+@router.patch(
+    "/{order_id}", response_model=CommandOutcome, responses=WRITE_ERRORS, summary="Amend an order"
+)
+async def amend_order(
+    account_id: AccountPath,
+    order_id: OrderPath,
+    body: OrderAmend,
+    services: Services,
+    principal: CurrentPrincipal,
+    headers: Headers,
+) -> JSONResponse:
+    """New price and/or open quantity; only a pure reduction keeps time priority."""
+    principal.require_trade(account_id)
+
+    def build(meta: Meta) -> AmendOrder:
+        return AmendOrder(
+            command_id=meta.command_id,
+            correlation_id=meta.correlation_id,
+            timestamp_ns=meta.timestamp_ns,
+            account_id=AccountId(account_id),
+            order_id=OrderId(order_id),
+            new_price=body.new_price,
+            new_quantity=body.new_quantity,
+        )
+
+    print_ = fingerprint(
+        "PATCH", f"/accounts/{account_id}/orders/{order_id}", body.model_dump(mode="json")
+    )
+    return await execute(services, principal.username, headers, print_, build, order_id=order_id)
+
+
+@router.delete(
+    "", response_model=CommandOutcome, responses=WRITE_ERRORS, summary="Cancel all open orders"
+)
+async def cancel_all_orders(
+    account_id: AccountPath,
+    services: Services,
+    principal: CurrentPrincipal,
+    headers: Headers,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
+) -> JSONResponse:
+    principal.require_trade(account_id)
+
+    def build(meta: Meta) -> CancelAllOrders:
+        return CancelAllOrders(
+            command_id=meta.command_id,
+            correlation_id=meta.correlation_id,
+            timestamp_ns=meta.timestamp_ns,
+            account_id=AccountId(account_id),
+            symbol=None if symbol is None else Symbol(symbol),
+        )
+
+    print_ = fingerprint("DELETE", f"/accounts/{account_id}/orders", symbol)
+    return await execute(services, principal.username, headers, print_, build)
+
+
+@router.get(
+    "",
+    response_model=list[OrderOut],
+    responses=documented(401, 403, 422, 429),
+    summary="Open orders",
+)
+async def list_orders(
+    account_id: AccountPath, services: Services, principal: CurrentPrincipal
+) -> list[OrderOut]:
+    """The account's open orders, from the core's memory (moves to the read models)."""
+    principal.require_read(account_id)
+    exchange = services.core.exchange
+    out = []
+    for order in sorted(exchange.orders.values(), key=lambda o: o.seq):
+        if order.account_id != account_id:
+            continue
+        inst = exchange.instruments.get(order.symbol)
+        price = "" if inst is None else str(inst.ticks_to_price(order.price_ticks))
+        qty = "" if inst is None else str(inst.lots_to_qty(order.remaining_lots))
+        out.append(
+            OrderOut(
+                order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                account_id=order.account_id,
+                symbol=order.symbol,
+                side=order.side.value,
+                order_type=order.order_type.value,
+                time_in_force=order.time_in_force.value,
+                price=price,
+                remaining_quantity=qty,
+                price_ticks=order.price_ticks,
+                remaining_lots=order.remaining_lots,
+                resting=order.resting,
+            )
+        )
+    return out

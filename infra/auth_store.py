@@ -1,0 +1,130 @@
+"""Redis-held gateway state: token revocations, refresh-token families, idempotent responses.
+
+Keys live under a prefix (``tradecore:`` by default; tests use their own) and expire with
+what they protect, so Redis holds nothing that outlives its token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.ports import IdempotencyBegin, RotateOutcome, ServiceUnavailable, StoredResponse
+
+T = TypeVar("T")
+
+# Atomically: the family's current refresh token is ARGV[1]? Then it becomes ARGV[2].
+# A family whose current token is another one saw a reuse: revoke it whole.
+_ROTATE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+redis.call('DEL', KEYS[1])
+return -1
+"""
+
+
+async def guarded(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise ServiceUnavailable(f"Redis does not answer: {exc}") from exc
+
+
+class RedisTokenRevocations:
+    def __init__(self, redis: Redis, prefix: str = "tradecore:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def revoke_token(self, jti: str, ttl_s: int) -> None:
+        await guarded(lambda: self.redis.set(self._k("rev", "jti", jti), "1", ex=max(1, ttl_s)))
+
+    async def revoke_family(self, family: str, ttl_s: int) -> None:
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._k("rev", "fam", family), "1", ex=max(1, ttl_s))
+                pipe.delete(self._k("fam", family))
+                await pipe.execute()
+
+        await guarded(run)
+
+    async def revoke_user(self, username: str, ttl_s: int, at: int | None = None) -> None:
+        """Every token of ``username`` issued up to now (seconds) is refused from now on."""
+        stamp = str(int(time.time()) if at is None else at)
+        await guarded(lambda: self.redis.set(self._k("rev", "user", username), stamp, ex=ttl_s))
+
+    async def is_revoked(
+        self, jti: str, family: str | None, username: str, issued_at: int
+    ) -> bool:
+        keys = [self._k("rev", "jti", jti), self._k("rev", "user", username)]
+        if family is not None:
+            keys.append(self._k("rev", "fam", family))
+        values = await guarded(lambda: self.redis.mget(keys))
+        jti_hit, user_stamp, *family_hit = values
+        if jti_hit is not None or any(v is not None for v in family_hit):
+            return True
+        return user_stamp is not None and issued_at <= int(user_stamp)
+
+    async def start_family(self, family: str, refresh_jti: str, ttl_s: int) -> None:
+        await guarded(lambda: self.redis.set(self._k("fam", family), refresh_jti, ex=ttl_s))
+
+    async def rotate(self, family: str, old_jti: str, new_jti: str, ttl_s: int) -> RotateOutcome:
+        keys = [self._k("fam", family), self._k("rev", "fam", family)]
+
+        async def run() -> Any:
+            return await cast(Any, self.redis.eval(_ROTATE, 2, *keys, old_jti, new_jti, ttl_s))
+
+        result = int(await guarded(run))
+        return "rotated" if result == 1 else "reused" if result == -1 else "unknown"
+
+
+class RedisIdempotencyStore:
+    """The first response to each (user, Idempotency-Key), with the request's fingerprint."""
+
+    def __init__(self, redis: Redis, prefix: str = "tradecore:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    async def begin(self, key: str, fingerprint: str, ttl_s: int) -> IdempotencyBegin:
+        pending = json.dumps({"fp": fingerprint, "state": "pending"})
+        created = await guarded(lambda: self.redis.set(self._k(key), pending, nx=True, ex=ttl_s))
+        if created:
+            return IdempotencyBegin("new")
+        raw = await guarded(lambda: self.redis.get(self._k(key)))
+        if raw is None:  # expired or abandoned in between: try once more
+            again = await guarded(
+                lambda: self.redis.set(self._k(key), pending, nx=True, ex=ttl_s)
+            )
+            return IdempotencyBegin("new" if again else "in_progress")
+        record = json.loads(raw)
+        if record["fp"] != fingerprint:
+            return IdempotencyBegin("mismatch")
+        if record["state"] != "done":
+            return IdempotencyBegin("in_progress")
+        return IdempotencyBegin("replay", StoredResponse(record["status"], record["body"]))
+
+    async def complete(
+        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: int
+    ) -> None:
+        record: dict[str, Any] = {"fp": fingerprint, "state": "done"}
+        record.update(status=response.status, body=response.body)
+        await guarded(lambda: self.redis.set(self._k(key), json.dumps(record), ex=ttl_s))
+
+    async def abandon(self, key: str) -> None:
+        await guarded(lambda: self.redis.delete(self._k(key)))

@@ -2,17 +2,29 @@
 
 Commands that arrive while a commit is in flight are decided together, in arrival order,
 and their events are committed in one transaction; every caller is answered only after
-COMMIT. A failed commit fails every command in its batch and the in-memory state is
-rebuilt from the log (snapshot + tail), i.e. as it was before the batch.
+COMMIT. The sequencer is pipelined one batch deep: it decides the next batch while the
+previous one is being committed, but hands it to the store only once that commit succeeded,
+so positions stay gap-free and in commit order. A failed commit fails its batch (and the one
+decided on top of it, which was never written) and the in-memory state is rebuilt from the
+log (snapshot + tail), i.e. as it was before the failed batch, before anyone hears back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
+import json.encoder
+import logging
+import operator
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from time import perf_counter
 from typing import Any
 
 from commands.ports import EventStore, NewEvent, RecordedEvent, Snapshot, WriterFenced
@@ -22,6 +34,9 @@ from domain.exchange import Exchange
 
 EVENT_NAMESPACE = uuid.UUID("5b0e7c8e-59f4-4d43-a0a4-5f6a1c1e7a10")
 STREAM_NAMESPACE = uuid.UUID("0c7d1f2a-8a8f-4f55-9f0e-3d2b6c9e4b21")
+log = logging.getLogger(__name__)
+_EVENT_NS = EVENT_NAMESPACE.bytes
+_STREAM_NS = STREAM_NAMESPACE.bytes
 
 
 class CoreStopped(RuntimeError):
@@ -42,6 +57,137 @@ class CommandResult:
         return any(type(e).__name__ in ("OrderRejected", "CommandRejected") for e in self.events)
 
 
+# -- the envelope: canonical JSON payloads, deterministic ids, stream keys ----------------------
+#
+# These run once per event on the sequencer's hot path, so each is specialised per event class
+# once (field order, constant keys, where the stream key comes from). The slow reference
+# definitions (`canonical_json`, `stream_key`, `uuid.uuid5`) stay the specification; the
+# fast paths must give byte-identical results (tests/integration/test_core_envelope.py).
+
+_esc = json.encoder.encode_basestring_ascii  # what json.dumps(ensure_ascii=True) uses
+_int_repr = int.__repr__
+
+
+def canonical_json(event: Event) -> bytes:
+    """The reference payload: sorted keys, no spaces, ASCII-escaped, of `to_dict(event)`."""
+    return json.dumps(to_dict(event), separators=(",", ":"), sort_keys=True).encode()
+
+
+def _slow_value(value: object) -> str:
+    """JSON text of one field, exactly as `to_dict` + `json.dumps` would write it."""
+    if isinstance(value, Enum):
+        return str(_esc(str(value.value)))
+    if isinstance(value, Decimal):
+        return str(_esc(str(value)))
+    if isinstance(value, float):
+        raise TypeError("floats are never serialized")
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return str(_esc(value))
+    if isinstance(value, int):
+        return _int_repr(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+_VALUE_TEXT: dict[type, Callable[[Any], str]] = {}
+
+
+def _value_text_for(kind: type) -> Callable[[Any], str]:
+    text = _VALUE_TEXT.get(kind)
+    if text is None:
+        if issubclass(kind, Enum):
+            table = {member: _slow_value(member) for member in kind}
+            text = table.__getitem__
+        elif kind is bool:
+            text = {True: "true", False: "false"}.__getitem__
+        else:
+            text = _slow_value
+        _VALUE_TEXT[kind] = text
+    return text
+
+
+class _Layout:
+    """One event class's canonical JSON: text between the values, and which attribute goes where."""
+
+    __slots__ = ("get", "prefixes", "tail")
+
+    def __init__(self, cls: type[Event]) -> None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        constants = {
+            key: _slow_value(getattr(cls, key))
+            for key in ("event_type", "schema_version")
+            if key not in names
+        }
+        prefixes: list[str] = []
+        attrs: list[str] = []
+        pending = "{"
+        for i, key in enumerate(sorted([*names, *constants])):
+            pending += ("," if i else "") + _esc(key) + ":"
+            if key in constants:
+                pending += constants[key]
+            else:
+                prefixes.append(pending)
+                attrs.append(key)
+                pending = ""
+        self.tail = pending + "}"
+        self.prefixes = tuple(prefixes)
+        getter = operator.attrgetter(*attrs)
+        self.get: Callable[[Event], tuple[Any, ...]] = (
+            getter if len(attrs) > 1 else (lambda event: (getter(event),))
+        )
+
+
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def encode_payload(event: Event) -> bytes:
+    """`canonical_json(event)`, written directly from the event's fields (no dict, no sort)."""
+    layout = _LAYOUTS.get(type(event))
+    if layout is None:
+        layout = _LAYOUTS[type(event)] = _Layout(type(event))
+    parts: list[str] = []
+    append = parts.append
+    for prefix, value in zip(layout.prefixes, layout.get(event), strict=True):
+        append(prefix)
+        kind = type(value)
+        if kind is str:
+            append(_esc(value))
+        elif kind is int:
+            append(_int_repr(value))
+        else:
+            append(_value_text_for(kind)(value))
+    append(layout.tail)
+    return "".join(parts).encode()
+
+
+def decode_payload(payload: bytes) -> Event:
+    return from_dict(json.loads(payload))
+
+
+_UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET = (5 << 76) | (0x8000 << 48)
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
+def uuid5(namespace: bytes, name: str) -> uuid.UUID:
+    """`uuid.uuid5(UUID(bytes=namespace), name)` without its argument checks (same value)."""
+    digest = hashlib.sha1(namespace + name.encode()).digest()  # RFC 4122 v5 names sha1
+    value = int.from_bytes(digest[:16]) & _UUID5_CLEAR | _UUID5_SET
+    made = _new_object(uuid.UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
+
+
+_OWNERS = (("order_id", "order"), ("account_id", "account"), ("symbol", "instrument"))
+
+
 def stream_key(event: Event) -> str:
     """The entity an event belongs to: an order, a symbol's trades, an account, an instrument."""
     name = type(event).__name__
@@ -49,47 +195,105 @@ def stream_key(event: Event) -> str:
         return f"trades:{getattr(event, 'symbol')}"  # noqa: B009
     if name == "CommandRejected":
         return f"rejections:{getattr(event, 'subject', '')}"
-    owners = (("order_id", "order"), ("account_id", "account"), ("symbol", "instrument"))
-    for attr, prefix in owners:
+    for attr, prefix in _OWNERS:
         value = getattr(event, attr, None)
         if value:
             return f"{prefix}:{value}"
     return f"misc:{name}"
 
 
-def encode_payload(event: Event) -> bytes:
-    return json.dumps(to_dict(event), separators=(",", ":"), sort_keys=True).encode()
+def _stream_key_for(cls: type[Event]) -> Callable[[Event], str]:
+    """`stream_key` specialised to one class: only the owner attributes it actually has."""
+    name = cls.__name__
+    if name in ("TradeExecuted", "CommandRejected"):
+        return stream_key
+    fields = {f.name for f in dataclasses.fields(cls)}
+    owners = tuple((attr, prefix) for attr, prefix in _OWNERS if attr in fields)
+    fallback = f"misc:{name}"
+
+    def keyed(event: Event) -> str:
+        for attr, prefix in owners:
+            value = getattr(event, attr)
+            if value:
+                return f"{prefix}:{value}"
+        return fallback
+
+    return keyed
 
 
-def decode_payload(payload: bytes) -> Event:
-    return from_dict(json.loads(payload))
+_STREAM_KEYS: dict[type, Callable[[Event], str]] = {}
+
+
+def fast_stream_key(event: Event) -> str:
+    key_of = _STREAM_KEYS.get(type(event))
+    if key_of is None:
+        key_of = _STREAM_KEYS[type(event)] = _stream_key_for(type(event))
+    return key_of(event)
 
 
 class Streams:
     """Per-stream version counters (the eventsourcing layout's originator versions)."""
 
+    _ID_CACHE_LIMIT = 100_000  # stream key -> uuid5; order streams are short-lived
+
     def __init__(self, versions: dict[str, int] | None = None) -> None:
         self.versions: dict[str, int] = dict(versions or {})
+        self._ids: dict[str, uuid.UUID] = {}
+
+    def stream_id(self, key: str) -> uuid.UUID:
+        made = self._ids.get(key)
+        if made is None:
+            if len(self._ids) >= self._ID_CACHE_LIMIT:
+                self._ids.clear()
+            made = self._ids[key] = uuid5(_STREAM_NS, key)
+        return made
 
     def envelope(self, event: Event, index: int) -> NewEvent:
-        key = stream_key(event)
-        version = self.versions.get(key, 0) + 1
-        self.versions[key] = version
+        key = fast_stream_key(event)
+        versions = self.versions
+        version = versions.get(key, 0) + 1
+        versions[key] = version
+        command_id = event.command_id
         return NewEvent(
-            event_id=uuid.uuid5(EVENT_NAMESPACE, f"{event.command_id}/{index}"),
-            stream_id=uuid.uuid5(STREAM_NAMESPACE, key),
-            stream_version=version,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            payload=encode_payload(event),
-            occurred_at_ns=event.timestamp_ns,
-            command_id=event.command_id,
-            correlation_id=event.correlation_id,
+            uuid5(_EVENT_NS, f"{command_id}/{index}"),
+            self.stream_id(key),
+            version,
+            event.event_type,
+            event.schema_version,
+            encode_payload(event),
+            event.timestamp_ns,
+            command_id,
+            event.correlation_id,
         )
 
     def observe(self, event: Event, version: int) -> None:
         """Replay: versions are rebuilt from the log itself."""
-        self.versions[stream_key(event)] = version
+        self.versions[fast_stream_key(event)] = version
+
+
+_Waiter = asyncio.Future[CommandResult]
+_Decided = list[tuple[_Waiter, Command, tuple[Event, ...], bool]]
+
+
+@dataclass(slots=True)
+class CoreStats:
+    """Where the sequencer's time goes (monotonic seconds), for benchmarks and metrics."""
+
+    batches: int = 0
+    commands: int = 0
+    events: int = 0
+    deciding: float = 0.0  # handle + envelopes, on the event loop
+    appending: float = 0.0  # from handing a batch to the store until COMMIT returned
+    snapshotting: float = 0.0
+    recovering: float = 0.0
+
+
+@dataclass(slots=True)
+class _Commit:
+    """A decided batch on its way to the log; `task` yields None or why the commit failed."""
+
+    decided: _Decided
+    task: asyncio.Task[BaseException | None]
 
 
 class Core:
@@ -111,10 +315,14 @@ class Core:
         self.streams = Streams()
         self.position = 0
         self._last_snapshot = 0
-        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[CommandResult]]] = asyncio.Queue()
+        self._queue: deque[tuple[Command, _Waiter]] = deque()
+        self._wakeup = asyncio.Event()
+        self._inflight: _Commit | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.fatal: Exception | None = None
+        self.stats = CoreStats()
+        self.snapshot_error: Exception | None = None  # the last snapshot that could not be saved
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -122,21 +330,36 @@ class Core:
         """Become the writer (or wait as a standby), rebuild state from the log, then serve."""
         await self.store.acquire_writer(holder or "core", wait=standby)
         await self.recover()
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="tradecore-sequencer")
 
     async def stop(self) -> None:
+        """Stop deciding; the batch being committed is still answered, queued commands are not."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(CoreStopped("the core stopped before deciding this command"))
+        self._wakeup.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=30)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:
+                pass  # already recorded in self.fatal
+            await asyncio.gather(task, return_exceptions=True)
+        if self._inflight is not None:
+            await asyncio.gather(self._inflight.task, return_exceptions=True)
+            self._inflight = None
+        self._fail_queued(CoreStopped("the core stopped before deciding this command"))
 
     async def recover(self) -> None:
         """State = latest snapshot + every event after it (or the whole log)."""
+        started = perf_counter()
+        try:
+            await self._recover()
+        finally:
+            self.stats.recovering += perf_counter() - started
+
+    async def _recover(self) -> None:
         snapshot = await self.store.latest_snapshot()
         if snapshot is None:
             self.exchange, self.streams, self.position = Exchange(), Streams(), 0
@@ -148,7 +371,28 @@ class Core:
         await self.replay_tail()
 
     async def replay_tail(self, batch: int = 20_000, upto: int | None = None) -> int:
-        """Apply every logged event after the current position (up to `upto`)."""
+        """Apply every logged event after the current position (up to `upto`).
+
+        Reads only what replay needs (position, stream version, payload) and fetches the next
+        page while this one is decoded and applied.
+        """
+        read_pages = getattr(self.store, "read_payloads", None)
+        if read_pages is None:
+            return await self._replay_records(batch, upto)
+        replayed = 0
+        apply, observe = self.exchange.apply, self.streams.versions
+        loads, decode = json.loads, from_dict
+        async for page in read_pages(self.position, upto, batch):
+            for _, version, payload in page:
+                event = decode(loads(payload))
+                apply(event)
+                observe[fast_stream_key(event)] = version
+            self.position = page[-1][0]
+            replayed += len(page)
+        return replayed
+
+    async def _replay_records(self, batch: int, upto: int | None) -> int:
+        """The same, through the EventStore port's `read` (any store)."""
         replayed = 0
         while upto is None or self.position < upto:
             limit = batch if upto is None else min(batch, upto - self.position)
@@ -169,8 +413,10 @@ class Core:
         """Decide `command`; returns after its events are committed (or raises)."""
         if self._task is None or self._stopping:
             raise CoreStopped("the core is not running")
-        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put((command, future))
+        future: _Waiter = asyncio.get_running_loop().create_future()
+        self._queue.append((command, future))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
         return await future
 
     def state_hash(self) -> str:
@@ -181,60 +427,161 @@ class Core:
     async def _run(self) -> None:
         try:
             while True:
-                first = await self._queue.get()
-                batch = [first]
-                while len(batch) < self.max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                await self._decide_and_commit(batch)
+                inflight = self._inflight
+                if inflight is not None and inflight.task.done():
+                    self._inflight = None
+                    await self._settle(inflight, None)
+                    continue
+                if not self._queue or self._stopping:
+                    if self._stopping:
+                        if inflight is not None:
+                            await asyncio.wait((inflight.task,))
+                            continue
+                        return
+                    if inflight is None and self._snapshot_due():
+                        await self._snapshot_in_loop()
+                        continue  # commands may have arrived meanwhile
+                    self._wakeup.clear()
+                    if not self._queue:
+                        await self._wakeup.wait()
+                    continue
+                if inflight is None and self._snapshot_due():
+                    await self._snapshot_in_loop()  # only here does memory equal the committed log
+                    continue
+                batch = self._take()
+                started = perf_counter()
+                try:
+                    decided, envelopes = self._decide(batch)
+                except Exception as exc:
+                    # A command the domain cannot decide: the log is the truth, so settle
+                    # what is in flight, rebuild, and fail this batch.
+                    if inflight is not None:
+                        await asyncio.wait((inflight.task,))
+                        self._inflight = None
+                        await self._settle(inflight, None)
+                    await self.recover()
+                    self._fail(batch, exc)
+                    continue
+                stats = self.stats
+                stats.deciding += perf_counter() - started
+                stats.batches += 1
+                stats.commands += len(batch)
+                stats.events += len(envelopes)
+                if inflight is not None:
+                    # Decided while the previous batch was committing; written only after it.
+                    await asyncio.wait((inflight.task,))
+                    self._inflight = None
+                    if await self._settle(inflight, decided):
+                        continue
+                self._inflight = _Commit(
+                    decided, asyncio.create_task(self._commit(decided, envelopes))
+                )
         except asyncio.CancelledError:
+            self._fail_queued(CoreStopped("the core stopped before deciding this command"))
             raise
         except Exception as exc:
             # Fenced, or the log cannot be read back: deciding on would risk a wrong state.
             self._stopping = True
             self.fatal = exc
-            while not self._queue.empty():
-                _, future = self._queue.get_nowait()
-                future.set_exception(CoreStopped(f"the core stopped: {exc}"))
+            self._fail_queued(CoreStopped(f"the core stopped: {exc}"))
             raise
 
-    async def _decide_and_commit(
-        self, batch: Sequence[tuple[Command, asyncio.Future[CommandResult]]]
-    ) -> None:
-        decided: list[tuple[asyncio.Future[CommandResult], Command, tuple[Event, ...], bool]] = []
+    def _take(self) -> list[tuple[Command, _Waiter]]:
+        queue = self._queue
+        if len(queue) <= self.max_batch:
+            batch = list(queue)
+            queue.clear()
+            return batch
+        return [queue.popleft() for _ in range(self.max_batch)]
+
+    def _decide(self, batch: Sequence[tuple[Command, _Waiter]]) -> tuple[_Decided, list[NewEvent]]:
+        decided: _Decided = []
         envelopes: list[NewEvent] = []
+        handle, envelope = self.exchange.handle, self.streams.envelope
+        for command, future in batch:
+            outcome = handle(command)
+            events = outcome.events
+            decided.append((future, command, events, outcome.duplicate))
+            if not outcome.duplicate:
+                for i, event in enumerate(events):
+                    envelopes.append(envelope(event, i))
+        return decided, envelopes
+
+    async def _commit(self, decided: _Decided, envelopes: list[NewEvent]) -> BaseException | None:
+        """Append one decided batch and answer its callers; on failure return why, answer none."""
+        started = perf_counter()
         try:
-            for command, future in batch:
-                outcome = self.exchange.handle(command)
-                decided.append((future, command, outcome.events, outcome.duplicate))
-                if not outcome.duplicate:
-                    envelopes.extend(
-                        self.streams.envelope(e, i) for i, e in enumerate(outcome.events)
-                    )
-            recorded = await self.store.append(envelopes)
+            recorded = await self.store.append(envelopes) if envelopes else []
         except Exception as exc:
-            if not isinstance(exc, WriterFenced):
-                # The log is the truth: undo the batch in memory before anyone hears back.
-                await self.recover()
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if isinstance(exc, WriterFenced):
-                raise  # another core owns the log now: this one must stop deciding
-            return
-        self.position = recorded[-1].position if recorded else self.position
-        if self.on_commit is not None and recorded:
-            self.on_commit(recorded)
+            return exc
+        finally:
+            self.stats.appending += perf_counter() - started
+            self._wakeup.set()
+        if recorded:
+            self.position = recorded[-1].position
+            if self.on_commit is not None:
+                self.on_commit(recorded)
         at = 0
         for future, command, events, duplicate in decided:
-            count = 0 if duplicate else len(events)
-            positions = tuple(r.position for r in recorded[at : at + count])
-            at += count
+            if duplicate:
+                positions: tuple[int, ...] = ()
+            else:
+                count = len(events)
+                positions = tuple([r.position for r in recorded[at : at + count]])
+                at += count
             if not future.done():
                 future.set_result(CommandResult(command.command_id, events, positions, duplicate))
-        if self.position - self._last_snapshot >= self.snapshot_every:
+        return None
+
+    async def _settle(self, commit: _Commit, later: _Decided | None) -> bool:
+        """Look at a finished commit; True if it failed (`later`, decided on top, fails too)."""
+        exc = commit.task.result()
+        if exc is None:
+            return False
+        failed = [future for future, *_ in commit.decided]
+        failed += [future for future, *_ in later or ()]
+        if isinstance(exc, WriterFenced):
+            for future in failed:
+                if not future.done():
+                    future.set_exception(exc)
+            raise exc  # another core owns the log now: this one must stop deciding
+        # The log is the truth: undo the batch in memory before anyone hears back.
+        await self.recover()
+        for future in failed:
+            if not future.done():
+                future.set_exception(exc)
+        return True
+
+    def _fail(self, batch: Sequence[tuple[Command, _Waiter]], exc: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while self._queue:
+            _, future = self._queue.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _snapshot_in_loop(self) -> None:
+        """A snapshot only shortens recovery: if one cannot be written (e.g. the state is over
+        PostgreSQL's jsonb size limit), keep deciding, say so loudly, and retry later."""
+        try:
             await self.snapshot()
+        except (WriterFenced, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            self.snapshot_error = exc
+            self._last_snapshot = self.position  # next attempt after another snapshot_every
+            log.error(
+                "snapshot at position %d failed, recovery replays more: %s", self.position, exc
+            )
+
+    def _snapshot_due(self) -> bool:
+        return self.position - self._last_snapshot >= self.snapshot_every
 
     async def snapshot(self) -> Snapshot:
+        started = perf_counter()
         state: dict[str, Any] = {
             "exchange": self.exchange.snapshot(),
             "streams": dict(self.streams.versions),
@@ -242,6 +589,7 @@ class Core:
         snap = Snapshot(self.position, self.exchange.state_hash(), state)
         await self.store.save_snapshot(snap)
         self._last_snapshot = self.position
+        self.stats.snapshotting += perf_counter() - started
         return snap
 
 

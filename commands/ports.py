@@ -46,21 +46,23 @@ class RecordedEvent:
 
 
 def chain_hash(prev_hash: bytes, position: int, event: NewEvent) -> bytes:
-    """sha256 over the previous hash and this row's content; any edit breaks the chain."""
-    h = hashlib.sha256(prev_hash)
-    h.update(
-        b"\x1f".join(
-            (
-                str(position).encode(),
-                str(event.stream_id).encode(),
-                str(event.stream_version).encode(),
-                event.event_type.encode(),
-                str(event.schema_version).encode(),
-                event.payload,
-            )
+    """sha256 over the previous hash and this row's content; any edit breaks the chain.
+
+    sha256(prev_hash ‖ position ␟ stream id ␟ stream version ␟ event type ␟ schema ␟ payload),
+    numbers in decimal, the stream id in its canonical text form.
+    """
+    return hashlib.sha256(
+        prev_hash
+        + b"%d\x1f%b\x1f%d\x1f%b\x1f%d\x1f"
+        % (
+            position,
+            str(event.stream_id).encode(),
+            event.stream_version,
+            event.event_type.encode(),
+            event.schema_version,
         )
-    )
-    return h.digest()
+        + event.payload
+    ).digest()
 
 
 @dataclass(frozen=True, slots=True)

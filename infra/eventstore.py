@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,7 +20,6 @@ from commands.ports import (
     RecordedEvent,
     Snapshot,
     WriterFenced,
-    chain_hash,
 )
 
 LOG_NAME = "main"
@@ -31,6 +31,22 @@ COLUMNS = (
     "event_type", "schema_version", "occurred_at", "occurred_at_ns", "command_id", "correlation_id",
     "writer_epoch", "prev_hash", "hash",
 )  # fmt: skip
+
+
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z, PostgreSQL's timestamp origin
+
+
+def _ns_to_pg_timestamp(ns: int) -> tuple[int]:
+    """COPY encoder for `occurred_at` on the writer session: microseconds since 2000, UTC."""
+    return (ns // 1000 - _PG_EPOCH_US,)
+
+
+def _pg_timestamp_to_datetime(value: tuple[int]) -> datetime:
+    return ns_to_datetime((value[0] + _PG_EPOCH_US) * 1000)
+
+
+class LogGap(RuntimeError):
+    """A position is missing from the log (it was tampered with): replay refuses to skip it."""
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -50,6 +66,7 @@ class PostgresEventStore:
         self._writer: asyncpg.Connection | None = None
         self._epoch: int | None = None
         self._head: tuple[int, bytes] | None = None
+        self._stream_text: dict[UUID, bytes] = {}
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
@@ -113,6 +130,14 @@ class PostgresEventStore:
             raise
         self._lock_conn = conn
         self._writer = await asyncpg.connect(self.dsn)
+        # Rows carry `occurred_at` as nanoseconds; this session encodes them without datetimes.
+        await self._writer.set_type_codec(
+            "timestamptz",
+            schema="pg_catalog",
+            encoder=_ns_to_pg_timestamp,
+            decoder=_pg_timestamp_to_datetime,
+            format="tuple",
+        )
         self._epoch = int(epoch)
         self._head = await self.head()
         return self._epoch
@@ -124,18 +149,39 @@ class PostgresEventStore:
         if not events:
             return []
         position, prev = self._head
+        epoch = self._epoch
+        streams = self._stream_text
+        if len(streams) > 100_000:
+            streams.clear()
+        sha256 = hashlib.sha256
         recorded: list[RecordedEvent] = []
         rows: list[tuple[Any, ...]] = []
         for event in events:
             position += 1
-            digest = chain_hash(prev, position, event)
-            recorded.append(RecordedEvent(event, position, prev, digest, self._epoch))
+            stream_id = event.stream_id
+            stream = streams.get(stream_id)
+            if stream is None:
+                stream = streams[stream_id] = str(stream_id).encode()
+            # = chain_hash(prev, position, event), with the stream id's text cached
+            digest = sha256(
+                prev
+                + b"%d\x1f%b\x1f%d\x1f%b\x1f%d\x1f"
+                % (
+                    position,
+                    stream,
+                    event.stream_version,
+                    event.event_type.encode(),
+                    event.schema_version,
+                )
+                + event.payload
+            ).digest()
+            recorded.append(RecordedEvent(event, position, prev, digest, epoch))
             rows.append(
                 (
-                    event.stream_id, event.stream_version, event.topic, event.payload, position,
+                    stream_id, event.stream_version, event.topic, event.payload, position,
                     event.event_id, event.event_type, event.schema_version,
-                    ns_to_datetime(event.occurred_at_ns), event.occurred_at_ns, event.command_id,
-                    event.correlation_id, self._epoch, prev, digest,
+                    event.occurred_at_ns, event.occurred_at_ns, event.command_id,
+                    event.correlation_id, epoch, prev, digest,
                 )
             )  # fmt: skip
             prev = digest
@@ -169,6 +215,48 @@ class PostgresEventStore:
             limit,
         )
         return [record_from_row(row) for row in rows]
+
+    async def read_payloads(
+        self, after: int = 0, upto: int | None = None, page: int = 20_000
+    ) -> AsyncIterator[list[asyncpg.Record]]:
+        """Replay's read: pages of (position, stream version, payload) after `after`.
+
+        Positions are gap-free, so each page is a position range known in advance: the next
+        page is already being fetched (on another pooled connection) while the caller decodes
+        this one. A missing position raises LogGap instead of being skipped.
+        """
+        sql = (
+            "SELECT notification_id, originator_version, state FROM events "
+            "WHERE notification_id > $1 AND notification_id <= $2 ORDER BY notification_id"
+        )
+
+        def upper(low: int) -> int:
+            return low + page if upto is None else min(low + page, upto)
+
+        if upto is not None and after >= upto:
+            return
+        pending = asyncio.ensure_future(self.pool.fetch(sql, after, upper(after)))
+        try:
+            while True:
+                low, high = after, upper(after)
+                rows = await pending
+                if not rows:
+                    return
+                last = int(rows[-1][0])
+                if rows[0][0] != low + 1 or last - low != len(rows):
+                    raise LogGap(f"the log has a gap between positions {low} and {last}")
+                more = last == high and (upto is None or last < upto)
+                if more:
+                    pending = asyncio.ensure_future(self.pool.fetch(sql, last, upper(last)))
+                    await asyncio.sleep(0)  # send the next query before decoding this page
+                yield rows
+                if not more:
+                    return
+                after = last
+        finally:
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     # -- snapshots -------------------------------------------------------------------------------
 

@@ -586,11 +586,19 @@ class Core:
             "exchange": self.exchange.snapshot(),
             "streams": dict(self.streams.versions),
         }
-        snap = Snapshot(self.position, self.exchange.state_hash(), state)
+        # The dict is a copy: hash it off the loop's thread rather than snapshot twice.
+        state_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
+        snap = Snapshot(self.position, state_hash, state)
         await self.store.save_snapshot(snap)
         self._last_snapshot = self.position
         self.stats.snapshotting += perf_counter() - started
         return snap
+
+
+def snapshot_hash(exchange_snapshot: dict[str, Any]) -> str:
+    """``Exchange.state_hash()`` computed from a snapshot dict already taken."""
+    canonical = json.dumps(exchange_snapshot, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -260,22 +261,46 @@ class PostgresEventStore:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    async def save_snapshot(self, snapshot: Snapshot) -> None:
-        await self.pool.execute(
-            "INSERT INTO core_snapshots (position, state_hash, state) VALUES ($1, $2, $3) "
-            "ON CONFLICT (position) DO NOTHING",
-            snapshot.position,
-            snapshot.state_hash,
-            json.dumps(snapshot.state, separators=(",", ":")),
-        )
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int = 3) -> None:
+        """Store the state as zlib-compressed JSON (compressed off the event loop's thread)
+        and keep only the latest ``keep`` snapshots: older ones only cost space."""
+        blob = await asyncio.to_thread(compress_state, snapshot.state)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO core_snapshots (position, state_hash, state_zlib) "
+                "VALUES ($1, $2, $3) ON CONFLICT (position) DO NOTHING",
+                snapshot.position,
+                snapshot.state_hash,
+                blob,
+            )
+            await conn.execute(
+                "DELETE FROM core_snapshots WHERE position < ("
+                "SELECT min(position) FROM (SELECT position FROM core_snapshots "
+                "ORDER BY position DESC LIMIT $1) AS latest)",
+                keep,
+            )
 
     async def latest_snapshot(self) -> Snapshot | None:
         row = await self.pool.fetchrow(
-            "SELECT position, state_hash, state FROM core_snapshots ORDER BY position DESC LIMIT 1"
+            "SELECT position, state_hash, state, state_zlib FROM core_snapshots "
+            "ORDER BY position DESC LIMIT 1"
         )
         if row is None:
             return None
-        return Snapshot(int(row[0]), str(row[1]), json.loads(row[2]))
+        if row["state_zlib"] is not None:
+            state = await asyncio.to_thread(decompress_state, bytes(row["state_zlib"]))
+        else:
+            state = json.loads(row["state"])
+        return Snapshot(int(row["position"]), str(row["state_hash"]), state)
+
+
+def compress_state(state: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+
+
+def decompress_state(blob: bytes) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return state
 
 
 def record_from_row(row: asyncpg.Record) -> RecordedEvent:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -63,6 +64,8 @@ class CoreService:
         except BaseException:
             await self.store.close()
             raise
+        # The recovered state is long-lived: keep the cyclic GC from walking it again and again.
+        gc.freeze()
         self.started = True
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import asyncpg
 import pytest
 
-from commands.ports import NewEvent, WriterFenced
+from commands.ports import NewEvent, Snapshot, WriterFenced
 from infra.audit import verify_log
 from infra.eventstore import PostgresEventStore
 
@@ -224,3 +224,31 @@ async def test_the_eventsourcing_library_reads_our_log_in_order(
         (r.position, r.event.stream_id, r.event.stream_version, r.event.payload) for r in ours
     ]
     assert notifications[0].topic == "tradecore:FundsDeposited/v1"
+
+
+async def test_snapshots_are_stored_compressed_and_only_the_latest_three_are_kept(
+    store: PostgresEventStore, migrated_database: str
+) -> None:
+    big = {"exchange": {"orders": [{"order_id": f"o{i}", "lots": i} for i in range(5_000)]}}
+    for position in (10, 20, 30, 40, 50):
+        await store.save_snapshot(Snapshot(position, f"hash-{position}", big))
+    latest = await store.latest_snapshot()
+    assert latest == Snapshot(50, "hash-50", big)
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        rows = await conn.fetch(
+            "SELECT position, state IS NULL AS no_jsonb, length(state_zlib) AS size "
+            "FROM core_snapshots ORDER BY position"
+        )
+        # A snapshot from before compressed storage (jsonb) is still read.
+        await conn.execute("DELETE FROM core_snapshots")
+        await conn.execute(
+            "INSERT INTO core_snapshots (position, state_hash, state) VALUES (7, 'h', $1)",
+            json.dumps({"exchange": {"old": True}}),
+        )
+    finally:
+        await conn.close()
+    assert [r["position"] for r in rows] == [30, 40, 50]
+    assert all(r["no_jsonb"] for r in rows)
+    assert all(r["size"] < len(json.dumps(big)) / 5 for r in rows)
+    assert await store.latest_snapshot() == Snapshot(7, "h", {"exchange": {"old": True}})

@@ -7,10 +7,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
-# Optional mypyc build of the domain's hot path (pure Python is the fallback); rebuilt when
-# those sources change. See tradecore/build_native.py.
+# Optional native builds of the domain (pure Python is the fallback), rebuilt when their sources
+# change: the Rust matching kernel (native/kernel, cargo) and mypyc. See tradecore/build_native.py.
 NATIVE := $(VENV)/.native-built
-NATIVE_SOURCES := domain/values.py domain/instruments.py domain/book.py domain/exchange.py domain/_native.py tradecore/build_native.py
+NATIVE_SOURCES := domain/values.py domain/instruments.py domain/book.py domain/exchange.py domain/_native.py domain/kernel.py tradecore/build_native.py native/kernel/Cargo.toml native/kernel/Cargo.lock $(wildcard native/kernel/src/*.rs)
 
 .PHONY: run test lint typecheck unit native stack-up stack-down stack-status clean help
 
@@ -28,13 +28,19 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(NATIVE): $(STAMP) $(NATIVE_SOURCES)
-	@echo "==> compiling the domain hot path with mypyc (optional: on failure the pure-Python modules are used)"
-	@$(BIN)/python -m tradecore.build_native --quiet
+	@echo "==> compiling the domain: mypyc, then the Rust kernel with cargo (optional: on failure the pure-Python Exchange is used)"
+	@$(BIN)/python -m tradecore.build_native
 	@touch $@
 
 native: $(NATIVE)
 
-run: $(STAMP) $(NATIVE)
+# The web trading UI (web/): npm ci from the lockfile, tsc --noEmit, Vitest, Vite build into
+# web/dist; each step is skipped when its inputs did not change (FORCE=1 redoes them).
+.PHONY: web
+web:
+	@tools/build_web.sh
+
+run: $(STAMP) $(NATIVE) web
 	@$(BIN)/tradecore up
 
 stack-up: $(STAMP)
@@ -58,7 +64,7 @@ typecheck: $(STAMP)
 unit: $(STAMP) $(NATIVE)
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) $(NATIVE) lint typecheck
+test: $(STAMP) $(NATIVE) lint typecheck web
 	@echo "==> starting the local service stack (PostgreSQL+TimescaleDB, Redis, Kafka)"
 	@$(BIN)/tradecore stack up
 	@echo "==> pytest"

@@ -10,6 +10,16 @@ prevention, idempotency records and full events. Commands (and the peers' argume
 built before the timer; only the order handling is timed. Each engine gets a fresh book
 per repeat and the best repeat is reported.
 
+Tradecore runs twice when the Rust kernel is built (``make native``): ``tradecore-rust``
+(``domain.kernel.FastExchange``) and ``tradecore-python`` (``domain.exchange.Exchange``, the
+reference; compiled with mypyc if built). Every engine runs under the same GC settings: the
+pre-built inputs and each engine's set-up are frozen (``gc.freeze()``) before its timer,
+the collector otherwise stays on with its default thresholds.
+
+A replay figure follows: events/s rebuilding state from canonical JSON payloads, through
+``FastExchange.apply_payload`` and through the Python path (``json.loads`` + ``from_dict`` +
+``Exchange.apply``, what ``commands.core`` does today).
+
 Run: ``.venv/bin/python bench/matching.py`` (``--help`` for options). Peers are installed
 with pip on first use (``--no-install`` to skip); ``matching-engine`` needs Python >= 3.12
 and is skipped with a note where it does not install.
@@ -21,6 +31,7 @@ import argparse
 import gc
 import importlib
 import importlib.util
+import json
 import random
 import subprocess
 import sys
@@ -35,8 +46,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import DepositFunds, ListInstrument, OpenAccount, PlaceOrder
-from domain.events import OrderCanceled, TradeExecuted
+from domain.events import OrderCanceled, TradeExecuted, from_dict, to_dict
 from domain.exchange import Exchange
+from domain.kernel import FastExchange, kernel_available, kernel_status
 from domain.values import (
     AccountId,
     Asset,
@@ -81,8 +93,20 @@ def _trader(i: int) -> AccountId:
     return AccountId(f"trader-{i:03d}")
 
 
-def tradecore_exchange() -> Exchange:
-    ex = Exchange()
+AnyExchange = Exchange | FastExchange
+
+
+def tradecore_exchange(
+    factory: Callable[[], AnyExchange] = Exchange, sink: Callable[[Any], object] | None = None
+) -> AnyExchange:
+    """A funded exchange; ``sink`` receives each set-up outcome and its payloads."""
+    ex = factory()
+
+    def decide(cmd: Any) -> None:
+        outcome = ex.handle(cmd)
+        if sink is not None:
+            sink((outcome, [_canonical(e) for e in outcome.events]))
+
     n = 0
 
     def meta() -> dict[str, Any]:
@@ -90,7 +114,7 @@ def tradecore_exchange() -> Exchange:
         n += 1
         return {"command_id": f"setup-{n}", "correlation_id": "setup", "timestamp_ns": n}
 
-    ex.handle(
+    decide(
         ListInstrument(
             **meta(),
             symbol=SYMBOL,
@@ -109,9 +133,9 @@ def tradecore_exchange() -> Exchange:
         )
     )
     for i in range(TRADERS):
-        ex.handle(OpenAccount(**meta(), account_id=_trader(i)))
+        decide(OpenAccount(**meta(), account_id=_trader(i)))
         for asset in ("USD", "ABC"):
-            ex.handle(
+            decide(
                 DepositFunds(
                     **meta(), account_id=_trader(i), asset=Asset(asset), amount=Decimal(10**9)
                 )
@@ -139,10 +163,12 @@ def tradecore_commands(specs: list[Spec]) -> list[PlaceOrder]:
     ]
 
 
-def run_tradecore(commands: list[PlaceOrder]) -> tuple[float, dict[str, int]]:
-    ex = tradecore_exchange()
+def run_tradecore(
+    commands: list[PlaceOrder], factory: Callable[[], AnyExchange] = Exchange
+) -> tuple[float, dict[str, int]]:
+    ex = tradecore_exchange(factory)
     handle = ex.handle
-    gc.collect()
+    settle_gc()
     start = time.perf_counter()
     outcomes = [handle(c) for c in commands]
     elapsed = time.perf_counter() - start
@@ -161,15 +187,92 @@ def run_tradecore(commands: list[PlaceOrder]) -> tuple[float, dict[str, int]]:
     return elapsed, stats
 
 
+def settle_gc() -> None:
+    """The same for every engine: collect, then freeze what exists (inputs, set-up)."""
+    gc.collect()
+    gc.freeze()
+
+
+# ---------------------------------------------------------------------------- replay
+def replay_payloads(n: int, seed: int) -> list[bytes]:
+    """Canonical payloads of the first ``n`` events of set-up plus a crossing flow."""
+    payloads: list[bytes] = []
+    if kernel_available():
+        fast = FastExchange()
+        handle: Callable[[Any], Any] = fast.handle_encoded  # byte-identical to _canonical
+        tradecore_exchange(lambda: fast, sink=lambda got: payloads.extend(got[1]))
+    else:
+        ex = Exchange()
+
+        def handle(cmd: Any) -> Any:
+            outcome = ex.handle(cmd)
+            return outcome, [_canonical(e) for e in outcome.events]
+
+        tradecore_exchange(lambda: ex, sink=lambda got: payloads.extend(got[1]))
+    for cmd in tradecore_commands(generate("crossing", n // 2 + 1, seed)):
+        payloads.extend(handle(cmd)[1])
+        if len(payloads) >= n:
+            break
+    return payloads[:n]
+
+
+def _canonical(event: Any) -> bytes:
+    return json.dumps(to_dict(event), separators=(",", ":"), sort_keys=True).encode()
+
+
+def run_replay(payloads: list[bytes], repeat: int) -> None:
+    print(f"\n== replay: {len(payloads):,} canonical JSON payloads -> state, best of {repeat}")
+    engines: list[tuple[str, Callable[[], float]]] = []
+    if kernel_available():
+
+        def rust() -> float:
+            ex = FastExchange()
+            apply = ex.apply_payload
+            settle_gc()
+            start = time.perf_counter()
+            for p in payloads:
+                apply(p)
+            elapsed = time.perf_counter() - start
+            hashes.append(ex.state_hash())
+            return elapsed
+
+        engines.append(("tradecore-rust apply_payload", rust))
+
+    def python() -> float:
+        ex = Exchange()
+        apply, loads, decode = ex.apply, json.loads, from_dict
+        settle_gc()
+        start = time.perf_counter()
+        for p in payloads:
+            apply(decode(loads(p)))
+        elapsed = time.perf_counter() - start
+        hashes.append(ex.state_hash())
+        return elapsed
+
+    engines.append(("tradecore-python loads+from_dict+apply", python))
+    hashes: list[str] = []
+    rates: dict[str, float] = {}
+    for name, run in engines:
+        best = min(run() for _ in range(repeat))
+        gc.unfreeze()
+        rates[name] = len(payloads) / best
+        print(f"  {name:<40} {rates[name]:>12,.0f} events/s  ({best:.3f} s)")
+    if len(set(hashes)) != 1:
+        raise SystemExit("replay: the implementations ended in different states")
+    print("  same state_hash after replay in every run")
+
+
 # ---------------------------------------------------------------------------- peers
 def run_lightmatchingengine(specs: list[Spec]) -> tuple[float, dict[str, int]]:
-    from lightmatchingengine.lightmatchingengine import LightMatchingEngine
+    from lightmatchingengine.lightmatchingengine import (  # type: ignore[import-untyped]
+        LightMatchingEngine,
+    )
 
     args = [(s.price_ticks, s.qty_lots, 1 if s.is_buy else 2) for s in specs]
     engine = LightMatchingEngine()
     add = engine.add_order
     instrument = "ABC-USD"
-    gc.collect()
+    settle_gc()
     start = time.perf_counter()
     results = [add(instrument, p, q, side) for p, q, side in args]
     elapsed = time.perf_counter() - start
@@ -216,9 +319,8 @@ def compiled_status() -> str:
     from domain._native import compiled_modules
 
     native = compiled_modules()
-    if not native:
-        return "pure Python (no compiled domain modules found)"
-    return "compiled with mypyc: " + ", ".join(native)
+    python = "mypyc-compiled " + ", ".join(native) if native else "pure Python"
+    return f"Rust kernel {kernel_status()}; Python reference {python}"
 
 
 def main() -> None:
@@ -229,6 +331,9 @@ def main() -> None:
     parser.add_argument("--flow", choices=["crossing", "passive", "both"], default="both")
     parser.add_argument("--no-install", action="store_true", help="do not pip-install peers")
     parser.add_argument("--ours-only", action="store_true", help="skip the peers")
+    parser.add_argument(
+        "--replay", type=int, default=1_000_000, help="events in the replay figure (0: skip)"
+    )
     opts = parser.parse_args()
 
     print(f"Python {sys.version.split()[0]}; Tradecore domain: {compiled_status()}")
@@ -251,14 +356,16 @@ def main() -> None:
         gc.freeze()  # the pre-built inputs are not part of any engine's garbage
         print(f"\n== {flow}: {opts.orders:,} limit orders, seed {opts.seed}, best of {opts.repeat}")
         results: dict[str, tuple[float, dict[str, int]]] = {}
-        engines: list[tuple[str, Callable[[], tuple[float, dict[str, int]]]]] = [
-            ("tradecore", partial(run_tradecore, commands)),
-            *[(name, partial(runner, specs)) for name, runner in peers],
-        ]
+        engines: list[tuple[str, Callable[[], tuple[float, dict[str, int]]]]] = []
+        if kernel_available():
+            engines.append(("tradecore-rust", partial(run_tradecore, commands, FastExchange)))
+        engines.append(("tradecore-python", partial(run_tradecore, commands, Exchange)))
+        engines += [(name, partial(runner, specs)) for name, runner in peers]
         for name, run in engines:
             best: tuple[float, dict[str, int]] | None = None
             for _ in range(opts.repeat):
                 got = run()
+                gc.unfreeze()
                 if best is None or got[0] < best[0]:
                     best = got
             assert best is not None
@@ -266,18 +373,28 @@ def main() -> None:
             rate = opts.orders / best[0]
             extra = ", ".join(f"{k} {v:,}" for k, v in best[1].items())
             print(f"  {name:<22} {rate:>10,.0f} orders/s  ({best[0]:.3f} s; {extra})")
-        gc.unfreeze()
-        peer_rates = {n: opts.orders / r[0] for n, r in results.items() if n != "tradecore"}
-        ours = opts.orders / results["tradecore"][0]
+        ours_name = "tradecore-rust" if "tradecore-rust" in results else "tradecore-python"
+        if "tradecore-rust" in results:
+            if results["tradecore-rust"][1] != results["tradecore-python"][1]:
+                raise SystemExit("the Rust kernel and the Python reference disagree")
+            print("  tradecore-rust and tradecore-python: identical trades, lots and events")
+        peer_rates = {
+            n: opts.orders / r[0] for n, r in results.items() if not n.startswith("tradecore")
+        }
+        ours = opts.orders / results[ours_name][0]
         if peer_rates:
             best_peer = max(peer_rates, key=lambda n: peer_rates[n])
-            print(f"  ratio to best peer ({best_peer}): {ours / peer_rates[best_peer]:.2f}x")
-            ours_lots = results["tradecore"][1]["lots"]
+            ratio = ours / peer_rates[best_peer]
+            print(f"  ratio {ours_name} / best peer ({best_peer}): {ratio:.2f}x")
+            ours_lots = results[ours_name][1]["lots"]
             peer_lots = results[best_peer][1]["lots"]
             print(
                 f"  sanity: traded lots tradecore {ours_lots:,} vs {best_peer} {peer_lots:,} "
                 f"({ours_lots / max(peer_lots, 1):.3f}; self-trade prevention explains the gap)"
             )
+
+    if opts.replay:
+        run_replay(replay_payloads(opts.replay, opts.seed), opts.repeat)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Any
 from commands.ports import EventStore, NewEvent, RecordedEvent, Snapshot, WriterFenced
 from domain.commands import Command
 from domain.events import Event, from_dict, to_dict
-from domain.exchange import Exchange
+from domain.kernel import exchange_from_snapshot, make_exchange
 
 EVENT_NAMESPACE = uuid.UUID("5b0e7c8e-59f4-4d43-a0a4-5f6a1c1e7a10")
 STREAM_NAMESPACE = uuid.UUID("0c7d1f2a-8a8f-4f55-9f0e-3d2b6c9e4b21")
@@ -311,7 +311,7 @@ class Core:
         self.max_batch = max_batch
         self.snapshot_every = snapshot_every
         self.on_commit = on_commit
-        self.exchange = Exchange()
+        self.exchange = make_exchange()
         self.streams = Streams()
         self.position = 0
         self._last_snapshot = 0
@@ -362,9 +362,9 @@ class Core:
     async def _recover(self) -> None:
         snapshot = await self.store.latest_snapshot()
         if snapshot is None:
-            self.exchange, self.streams, self.position = Exchange(), Streams(), 0
+            self.exchange, self.streams, self.position = make_exchange(), Streams(), 0
         else:
-            self.exchange = Exchange.from_snapshot(snapshot.state["exchange"])
+            self.exchange = exchange_from_snapshot(snapshot.state["exchange"])
             self.streams = Streams(snapshot.state["streams"])
             self.position = snapshot.position
         self._last_snapshot = self.position
@@ -380,13 +380,19 @@ class Core:
         if read_pages is None:
             return await self._replay_records(batch, upto)
         replayed = 0
-        apply, observe = self.exchange.apply, self.streams.versions
-        loads, decode = json.loads, from_dict
+        observe = self.streams.versions
+        # The Rust kernel parses and applies a stored payload without building Python events.
+        apply_payload = getattr(self.exchange, "apply_payload", None)
+        apply, loads, decode = self.exchange.apply, json.loads, from_dict
         async for page in read_pages(self.position, upto, batch):
-            for _, version, payload in page:
-                event = decode(loads(payload))
-                apply(event)
-                observe[fast_stream_key(event)] = version
+            if apply_payload is not None:
+                for _, version, payload in page:
+                    observe[apply_payload(payload)] = version
+            else:
+                for _, version, payload in page:
+                    event = decode(loads(payload))
+                    apply(event)
+                    observe[fast_stream_key(event)] = version
             self.position = page[-1][0]
             replayed += len(page)
         return replayed

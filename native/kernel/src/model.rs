@@ -1,0 +1,667 @@
+//! The kernel's state and events: the same data as `domain.exchange.Exchange`, with every
+//! identifier interned to a `u32` and every amount an `i128`.
+
+use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::dec::Dec;
+
+// ------------------------------------------------------------------ a fast hasher (FxHash)
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(SEED);
+    }
+}
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        let mut last = 0u64;
+        for (i, b) in chunks.remainder().iter().enumerate() {
+            last |= (*b as u64) << (8 * i);
+        }
+        self.add(last ^ (bytes.len() as u64) << 56);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // hashbrown takes the bucket from the low bits: mix the high bits down (fmix64)
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
+    }
+}
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+pub type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+
+// ------------------------------------------------------------------ strings
+/// Interned identifiers (accounts, symbols, assets, order and client order ids).
+#[derive(Default)]
+pub struct Interner {
+    map: FxMap<Arc<str>, u32>,
+    pub strs: Vec<Arc<str>>,
+    pub py: Vec<OnceLock<Py<PyString>>>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.map.get(s) {
+            return id;
+        }
+        let rc: Arc<str> = Arc::from(s);
+        let id = self.strs.len() as u32;
+        self.map.insert(rc.clone(), id);
+        self.strs.push(rc);
+        self.py.push(OnceLock::new());
+        id
+    }
+    pub fn intern_py(&mut self, obj: &Bound<'_, PyString>) -> PyResult<u32> {
+        let s = obj.to_str()?;
+        if let Some(&id) = self.map.get(s) {
+            return Ok(id);
+        }
+        let id = self.intern(s);
+        let _ = self.py[id as usize].set(obj.clone().unbind());
+        Ok(id)
+    }
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.map.get(s).copied()
+    }
+    #[inline]
+    pub fn s(&self, id: u32) -> &str {
+        &self.strs[id as usize]
+    }
+    pub fn py(&self, py: Python<'_>, id: u32) -> *mut pyo3::ffi::PyObject {
+        let cell = &self.py[id as usize];
+        let obj = cell.get_or_init(|| PyString::new_bound(py, &self.strs[id as usize]).unbind());
+        obj.clone_ref(py).into_ptr()
+    }
+}
+
+/// A string that is not interned (command ids, details), with its Python object if known.
+pub struct RStr {
+    pub s: Box<str>,
+    pub py: OnceLock<Py<PyString>>,
+}
+
+impl RStr {
+    pub fn new(s: &str) -> Arc<RStr> {
+        Arc::new(RStr { s: s.into(), py: OnceLock::new() })
+    }
+    pub fn from_py(obj: &Bound<'_, PyString>) -> PyResult<Arc<RStr>> {
+        let r = RStr { s: obj.to_str()?.into(), py: OnceLock::new() };
+        let _ = r.py.set(obj.clone().unbind());
+        Ok(Arc::new(r))
+    }
+    pub fn py(&self, py: Python<'_>) -> *mut pyo3::ffi::PyObject {
+        self.py.get_or_init(|| PyString::new_bound(py, &self.s).unbind()).clone_ref(py).into_ptr()
+    }
+}
+
+/// A `Decimal` carried by an event: its `str()` and the Python object when known.
+pub struct DecV {
+    pub text: Box<str>,
+    pub py: OnceLock<PyObject>,
+}
+
+pub struct Meta {
+    pub cid: Arc<RStr>,
+    pub corr: Arc<RStr>,
+    pub ts: i128,
+}
+
+// ------------------------------------------------------------------ enums (indices)
+pub const SIDE: u8 = 0;
+pub const OTYPE: u8 = 1;
+pub const TIF: u8 = 2;
+pub const STP: u8 = 3;
+pub const REASON: u8 = 4;
+pub const CANCEL: u8 = 5;
+
+pub const ENUM_VALUES: [&[&str]; 6] = [
+    &["buy", "sell"],
+    &["limit", "market"],
+    &["gtc", "ioc", "fok"],
+    &["cancel_taker", "cancel_maker", "cancel_both"],
+    &[
+        "insufficient_funds", "tick_size", "lot_size", "min_qty", "max_qty", "price_band",
+        "post_only_would_take", "amend_would_take", "unknown_symbol", "unknown_account",
+        "unknown_asset", "trading_halted", "duplicate_client_order_id", "duplicate_order_id",
+        "unknown_order", "not_order_owner", "invalid_quantity", "invalid_price",
+        "invalid_amount", "invalid_time_in_force", "invalid_post_only",
+        "invalid_client_order_id", "nothing_to_amend", "account_exists", "instrument_exists",
+        "invalid_instrument", "asset_decimals_mismatch", "already_halted", "not_halted",
+    ],
+    &[
+        "requested", "ioc_remainder", "fok_unfilled", "self_trade_prevention",
+        "market_no_liquidity", "budget_exhausted", "cancel_all",
+    ],
+];
+pub const ENUM_NAMES: [&str; 6] =
+    ["Side", "OrderType", "TimeInForce", "SelfTradePrevention", "Reason", "CancelReason"];
+
+pub const BUY: u8 = 0;
+pub const LIMIT: u8 = 0;
+pub const GTC: u8 = 0;
+pub const FOK: u8 = 2;
+pub const CANCEL_TAKER: u8 = 0;
+pub const CANCEL_MAKER: u8 = 1;
+
+pub const R_INSUFFICIENT_FUNDS: u8 = 0;
+pub const R_TICK_SIZE: u8 = 1;
+pub const R_LOT_SIZE: u8 = 2;
+pub const R_MIN_QTY: u8 = 3;
+pub const R_MAX_QTY: u8 = 4;
+pub const R_PRICE_BAND: u8 = 5;
+pub const R_POST_ONLY_WOULD_TAKE: u8 = 6;
+pub const R_AMEND_WOULD_TAKE: u8 = 7;
+pub const R_UNKNOWN_SYMBOL: u8 = 8;
+pub const R_UNKNOWN_ACCOUNT: u8 = 9;
+pub const R_UNKNOWN_ASSET: u8 = 10;
+pub const R_TRADING_HALTED: u8 = 11;
+pub const R_DUPLICATE_CLIENT_ORDER_ID: u8 = 12;
+pub const R_DUPLICATE_ORDER_ID: u8 = 13;
+pub const R_UNKNOWN_ORDER: u8 = 14;
+pub const R_NOT_ORDER_OWNER: u8 = 15;
+pub const R_INVALID_QUANTITY: u8 = 16;
+pub const R_INVALID_PRICE: u8 = 17;
+pub const R_INVALID_AMOUNT: u8 = 18;
+pub const R_INVALID_TIME_IN_FORCE: u8 = 19;
+pub const R_INVALID_POST_ONLY: u8 = 20;
+pub const R_INVALID_CLIENT_ORDER_ID: u8 = 21;
+pub const R_NOTHING_TO_AMEND: u8 = 22;
+pub const R_ACCOUNT_EXISTS: u8 = 23;
+pub const R_INSTRUMENT_EXISTS: u8 = 24;
+pub const R_INVALID_INSTRUMENT: u8 = 25;
+pub const R_ASSET_DECIMALS_MISMATCH: u8 = 26;
+pub const R_ALREADY_HALTED: u8 = 27;
+pub const R_NOT_HALTED: u8 = 28;
+
+pub const C_REQUESTED: u8 = 0;
+pub const C_IOC_REMAINDER: u8 = 1;
+pub const C_FOK_UNFILLED: u8 = 2;
+pub const C_SELF_TRADE_PREVENTION: u8 = 3;
+pub const C_MARKET_NO_LIQUIDITY: u8 = 4;
+pub const C_BUDGET_EXHAUSTED: u8 = 5;
+pub const C_CANCEL_ALL: u8 = 6;
+
+// ------------------------------------------------------------------ events
+pub const EVENT_NAMES: [&str; 14] = [
+    "InstrumentListed", "TradingHalted", "TradingResumed", "AccountOpened", "FundsDeposited",
+    "FundsWithdrawn", "WithdrawalRejected", "OrderAccepted", "OrderRejected", "OrderRested",
+    "TradeExecuted", "OrderCanceled", "OrderAmended", "CommandRejected",
+];
+
+/// What a field holds: `S` interned id, `R` plain string, `I` int, `B` bool, `E(kind)` enum
+/// member, `D` Decimal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FK {
+    S,
+    R,
+    I,
+    B,
+    E(u8),
+    D,
+}
+
+use FK::*;
+const M: [(&str, FK); 3] = [("command_id", R), ("correlation_id", R), ("timestamp_ns", I)];
+
+/// Dataclass fields of every event class, in order (checked against Python at start-up).
+pub fn event_fields(cls: usize) -> Vec<(&'static str, FK)> {
+    let rest: &[(&str, FK)] = match cls {
+        0 => &[
+            ("symbol", S), ("base", S), ("quote", S), ("base_decimals", I),
+            ("quote_decimals", I), ("tick_size", D), ("lot_size", D), ("min_qty", D),
+            ("max_qty", D), ("reference_price", D), ("price_band_bps", I),
+            ("maker_fee_bps", I), ("taker_fee_bps", I),
+        ],
+        1 | 2 => &[("symbol", S)],
+        3 => &[("account_id", S)],
+        4 | 5 => &[("account_id", S), ("asset", S), ("amount_atoms", I)],
+        6 => &[("account_id", S), ("asset", S), ("requested", D), ("reason", E(REASON))],
+        7 => &[
+            ("order_id", S), ("account_id", S), ("symbol", S), ("client_order_id", S),
+            ("side", E(SIDE)), ("order_type", E(OTYPE)), ("time_in_force", E(TIF)),
+            ("post_only", B), ("stp", E(STP)), ("price_ticks", I), ("qty_lots", I),
+            ("quote_budget_atoms", I), ("reserved_asset", S), ("reserved_atoms", I),
+        ],
+        8 => &[
+            ("order_id", S), ("account_id", S), ("symbol", S), ("client_order_id", S),
+            ("reason", E(REASON)),
+        ],
+        9 => &[
+            ("order_id", S), ("account_id", S), ("symbol", S), ("side", E(SIDE)),
+            ("price_ticks", I), ("qty_lots", I),
+        ],
+        10 => &[
+            ("symbol", S), ("trade_id", I), ("price_ticks", I), ("qty_lots", I),
+            ("notional_atoms", I), ("maker_order_id", S), ("taker_order_id", S),
+            ("maker_account_id", S), ("taker_account_id", S), ("taker_side", E(SIDE)),
+            ("maker_fee_atoms", I), ("taker_fee_atoms", I),
+        ],
+        11 => &[
+            ("order_id", S), ("account_id", S), ("symbol", S), ("reason", E(CANCEL)),
+            ("remaining_lots", I), ("released_asset", S), ("released_atoms", I),
+        ],
+        12 => &[
+            ("order_id", S), ("account_id", S), ("symbol", S), ("old_price_ticks", I),
+            ("new_price_ticks", I), ("old_qty_lots", I), ("new_qty_lots", I),
+            ("priority_kept", B), ("reserved_atoms", I),
+        ],
+        _ => &[("command_type", R), ("subject", S), ("reason", E(REASON)), ("detail", R)],
+    };
+    M.iter().chain(rest.iter()).copied().collect()
+}
+
+#[derive(Clone)]
+pub struct Listed {
+    pub sym: u32,
+    pub base: u32,
+    pub quote: u32,
+    pub bdec: i128,
+    pub qdec: i128,
+    pub tick: Arc<DecV>,
+    pub lot: Arc<DecV>,
+    pub min: Arc<DecV>,
+    pub max: Arc<DecV>,
+    pub refp: Arc<DecV>,
+    pub band: i128,
+    pub maker: i128,
+    pub taker: i128,
+}
+
+#[derive(Clone)]
+pub enum K {
+    Listed(Arc<Listed>),
+    Halted(u32),
+    Resumed(u32),
+    Opened(u32),
+    Deposited(u32, u32, i128),
+    Withdrawn(u32, u32, i128),
+    WithdrawRej { acc: u32, asset: u32, requested: Arc<DecV>, reason: u8 },
+    Accepted {
+        oid: u32, acc: u32, sym: u32, coid: u32, side: u8, otype: u8, tif: u8,
+        post_only: bool, stp: u8, price: i128, qty: i128, budget: i128, asset: u32,
+        reserved: i128,
+    },
+    Rejected { oid: u32, acc: u32, sym: u32, coid: u32, reason: u8 },
+    Rested { oid: u32, acc: u32, sym: u32, side: u8, price: i128, qty: i128 },
+    Trade {
+        sym: u32, trade_id: i128, price: i128, qty: i128, notional: i128, maker_oid: u32,
+        taker_oid: u32, maker_acc: u32, taker_acc: u32, taker_side: u8, maker_fee: i128,
+        taker_fee: i128,
+    },
+    Canceled {
+        oid: u32, acc: u32, sym: u32, reason: u8, remaining: i128, asset: u32, released: i128,
+    },
+    Amended {
+        oid: u32, acc: u32, sym: u32, old_price: i128, new_price: i128, old_qty: i128,
+        new_qty: i128, kept: bool, reserved: i128,
+    },
+    CmdRejected { ctype: Arc<RStr>, subject: u32, reason: u8, detail: Arc<RStr> },
+}
+
+#[derive(Clone)]
+pub struct Ev {
+    pub m: Arc<Meta>,
+    pub k: K,
+}
+
+/// One field value, for building the Python object or writing JSON.
+#[derive(Clone, Copy)]
+pub enum V<'a> {
+    Id(u32),
+    R(&'a RStr),
+    I(i128),
+    B(bool),
+    E(u8, u8),
+    D(&'a DecV),
+}
+
+impl Ev {
+    pub fn cls(&self) -> usize {
+        match self.k {
+            K::Listed(_) => 0,
+            K::Halted(_) => 1,
+            K::Resumed(_) => 2,
+            K::Opened(_) => 3,
+            K::Deposited(..) => 4,
+            K::Withdrawn(..) => 5,
+            K::WithdrawRej { .. } => 6,
+            K::Accepted { .. } => 7,
+            K::Rejected { .. } => 8,
+            K::Rested { .. } => 9,
+            K::Trade { .. } => 10,
+            K::Canceled { .. } => 11,
+            K::Amended { .. } => 12,
+            K::CmdRejected { .. } => 13,
+        }
+    }
+
+    /// Field values in dataclass order (see `event_fields`).
+    pub fn values<'a>(&'a self, out: &mut Vec<V<'a>>) {
+        out.clear();
+        out.push(V::R(&self.m.cid));
+        out.push(V::R(&self.m.corr));
+        out.push(V::I(self.m.ts));
+        match &self.k {
+            K::Listed(l) => out.extend_from_slice(&[
+                V::Id(l.sym), V::Id(l.base), V::Id(l.quote), V::I(l.bdec), V::I(l.qdec),
+                V::D(&l.tick), V::D(&l.lot), V::D(&l.min), V::D(&l.max), V::D(&l.refp),
+                V::I(l.band), V::I(l.maker), V::I(l.taker),
+            ]),
+            K::Halted(s) | K::Resumed(s) | K::Opened(s) => out.push(V::Id(*s)),
+            K::Deposited(a, s, n) | K::Withdrawn(a, s, n) => {
+                out.extend_from_slice(&[V::Id(*a), V::Id(*s), V::I(*n)])
+            }
+            K::WithdrawRej { acc, asset, requested, reason } => out.extend_from_slice(&[
+                V::Id(*acc), V::Id(*asset), V::D(requested), V::E(REASON, *reason),
+            ]),
+            K::Accepted {
+                oid, acc, sym, coid, side, otype, tif, post_only, stp, price, qty, budget,
+                asset, reserved,
+            } => out.extend_from_slice(&[
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::Id(*coid), V::E(SIDE, *side),
+                V::E(OTYPE, *otype), V::E(TIF, *tif), V::B(*post_only), V::E(STP, *stp),
+                V::I(*price), V::I(*qty), V::I(*budget), V::Id(*asset), V::I(*reserved),
+            ]),
+            K::Rejected { oid, acc, sym, coid, reason } => out.extend_from_slice(&[
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::Id(*coid), V::E(REASON, *reason),
+            ]),
+            K::Rested { oid, acc, sym, side, price, qty } => out.extend_from_slice(&[
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::E(SIDE, *side), V::I(*price),
+                V::I(*qty),
+            ]),
+            K::Trade {
+                sym, trade_id, price, qty, notional, maker_oid, taker_oid, maker_acc,
+                taker_acc, taker_side, maker_fee, taker_fee,
+            } => out.extend_from_slice(&[
+                V::Id(*sym), V::I(*trade_id), V::I(*price), V::I(*qty), V::I(*notional),
+                V::Id(*maker_oid), V::Id(*taker_oid), V::Id(*maker_acc), V::Id(*taker_acc),
+                V::E(SIDE, *taker_side), V::I(*maker_fee), V::I(*taker_fee),
+            ]),
+            K::Canceled { oid, acc, sym, reason, remaining, asset, released } => out
+                .extend_from_slice(&[
+                    V::Id(*oid), V::Id(*acc), V::Id(*sym), V::E(CANCEL, *reason),
+                    V::I(*remaining), V::Id(*asset), V::I(*released),
+                ]),
+            K::Amended {
+                oid, acc, sym, old_price, new_price, old_qty, new_qty, kept, reserved,
+            } => out.extend_from_slice(&[
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::I(*old_price), V::I(*new_price),
+                V::I(*old_qty), V::I(*new_qty), V::B(*kept), V::I(*reserved),
+            ]),
+            K::CmdRejected { ctype, subject, reason, detail } => out.extend_from_slice(&[
+                V::R(ctype), V::Id(*subject), V::E(REASON, *reason), V::R(detail),
+            ]),
+        }
+    }
+}
+
+/// The decoded value of one field (payload or Python object) before an `Ev` is assembled.
+#[derive(Clone)]
+pub enum DV {
+    Id(u32),
+    R(Arc<RStr>),
+    I(i128),
+    B(bool),
+    E(u8),
+    D(Arc<DecV>),
+}
+
+impl DV {
+    fn id(&self) -> u32 {
+        if let DV::Id(v) = self { *v } else { unreachable!() }
+    }
+    fn r(&self) -> Arc<RStr> {
+        if let DV::R(v) = self { v.clone() } else { unreachable!() }
+    }
+    fn i(&self) -> i128 {
+        if let DV::I(v) = self { *v } else { unreachable!() }
+    }
+    fn b(&self) -> bool {
+        if let DV::B(v) = self { *v } else { unreachable!() }
+    }
+    fn e(&self) -> u8 {
+        if let DV::E(v) = self { *v } else { unreachable!() }
+    }
+    fn d(&self) -> Arc<DecV> {
+        if let DV::D(v) = self { v.clone() } else { unreachable!() }
+    }
+}
+
+/// Assemble an event of class `cls` from its decoded fields (in dataclass order).
+pub fn assemble(cls: usize, v: &[DV]) -> Ev {
+    let m = Arc::new(Meta { cid: v[0].r(), corr: v[1].r(), ts: v[2].i() });
+    let f = &v[3..];
+    let k = match cls {
+        0 => K::Listed(Arc::new(Listed {
+            sym: f[0].id(), base: f[1].id(), quote: f[2].id(), bdec: f[3].i(), qdec: f[4].i(),
+            tick: f[5].d(), lot: f[6].d(), min: f[7].d(), max: f[8].d(), refp: f[9].d(),
+            band: f[10].i(), maker: f[11].i(), taker: f[12].i(),
+        })),
+        1 => K::Halted(f[0].id()),
+        2 => K::Resumed(f[0].id()),
+        3 => K::Opened(f[0].id()),
+        4 => K::Deposited(f[0].id(), f[1].id(), f[2].i()),
+        5 => K::Withdrawn(f[0].id(), f[1].id(), f[2].i()),
+        6 => K::WithdrawRej { acc: f[0].id(), asset: f[1].id(), requested: f[2].d(), reason: f[3].e() },
+        7 => K::Accepted {
+            oid: f[0].id(), acc: f[1].id(), sym: f[2].id(), coid: f[3].id(), side: f[4].e(),
+            otype: f[5].e(), tif: f[6].e(), post_only: f[7].b(), stp: f[8].e(), price: f[9].i(),
+            qty: f[10].i(), budget: f[11].i(), asset: f[12].id(), reserved: f[13].i(),
+        },
+        8 => K::Rejected { oid: f[0].id(), acc: f[1].id(), sym: f[2].id(), coid: f[3].id(), reason: f[4].e() },
+        9 => K::Rested {
+            oid: f[0].id(), acc: f[1].id(), sym: f[2].id(), side: f[3].e(), price: f[4].i(), qty: f[5].i(),
+        },
+        10 => K::Trade {
+            sym: f[0].id(), trade_id: f[1].i(), price: f[2].i(), qty: f[3].i(), notional: f[4].i(),
+            maker_oid: f[5].id(), taker_oid: f[6].id(), maker_acc: f[7].id(), taker_acc: f[8].id(),
+            taker_side: f[9].e(), maker_fee: f[10].i(), taker_fee: f[11].i(),
+        },
+        11 => K::Canceled {
+            oid: f[0].id(), acc: f[1].id(), sym: f[2].id(), reason: f[3].e(), remaining: f[4].i(),
+            asset: f[5].id(), released: f[6].i(),
+        },
+        12 => K::Amended {
+            oid: f[0].id(), acc: f[1].id(), sym: f[2].id(), old_price: f[3].i(), new_price: f[4].i(),
+            old_qty: f[5].i(), new_qty: f[6].i(), kept: f[7].b(), reserved: f[8].i(),
+        },
+        _ => K::CmdRejected { ctype: f[0].r(), subject: f[1].id(), reason: f[2].e(), detail: f[3].r() },
+    };
+    Ev { m, k }
+}
+
+// ------------------------------------------------------------------ state
+pub struct Inst {
+    pub sym: u32,
+    pub base: u32,
+    pub quote: u32,
+    pub bdec: i128,
+    pub qdec: i128,
+    pub tick: Dec,
+    pub tick_text: Arc<DecV>,
+    pub lot: Dec,
+    pub lot_text: Arc<DecV>,
+    pub min_lots: i128,
+    pub max_lots: i128,
+    pub ref_ticks: i128,
+    pub band: i128,
+    pub maker: i128,
+    pub taker: i128,
+    pub halted: bool,
+    pub qatpl: i128,
+    pub bapl: i128,
+}
+
+pub const BPS: i128 = 10_000;
+
+#[inline]
+pub fn floor_div(a: i128, b: i128) -> i128 {
+    // every divisor here is positive, where Euclidean division is floor division
+    a.div_euclid(b)
+}
+#[inline]
+pub fn fee(notional: i128, bps: i128) -> i128 {
+    -floor_div(-notional * bps, BPS)
+}
+
+impl Inst {
+    pub fn max_fee(&self) -> i128 {
+        if self.maker > self.taker { self.maker } else { self.taker }
+    }
+    pub fn buy_unit_cost(&self, price: i128) -> i128 {
+        let one = price * self.qatpl;
+        one + fee(one, self.max_fee())
+    }
+    pub fn taker_unit_cost(&self, price: i128) -> i128 {
+        let one = price * self.qatpl;
+        one + fee(one, self.taker)
+    }
+    pub fn band(&self, reference: i128) -> (i128, i128) {
+        let low = -floor_div(-reference * (BPS - self.band), BPS);
+        let high = floor_div(reference * (BPS + self.band), BPS);
+        (if low > 1 { low } else { 1 }, high)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Order {
+    pub oid: u32,
+    pub acc: u32,
+    pub sym: u32,
+    pub coid: u32,
+    pub side: u8,
+    pub otype: u8,
+    pub tif: u8,
+    pub post_only: bool,
+    pub stp: u8,
+    pub price: i128,
+    pub remaining: i128,
+    pub budget: bool,
+    pub asset: u32,
+    pub reserved: i128,
+    pub seq: i128,
+    pub resting: bool,
+}
+
+#[derive(Default)]
+pub struct BookSide {
+    pub levels: BTreeMap<i128, VecDeque<u32>>,
+}
+
+impl BookSide {
+    pub fn append(&mut self, price: i128, oid: u32) {
+        self.levels.entry(price).or_default().push_back(oid);
+    }
+    pub fn remove(&mut self, price: i128, oid: u32) {
+        if let Some(q) = self.levels.get_mut(&price) {
+            if q.front() == Some(&oid) {
+                q.pop_front();
+            } else if let Some(pos) = q.iter().position(|&o| o == oid) {
+                q.remove(pos);
+            }
+            if q.is_empty() {
+                self.levels.remove(&price);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Book {
+    pub bids: BookSide,
+    pub asks: BookSide,
+}
+
+impl Book {
+    pub fn side(&mut self, side: u8) -> &mut BookSide {
+        if side == BUY { &mut self.bids } else { &mut self.asks }
+    }
+    pub fn crosses(&self, side: u8, price: i128) -> bool {
+        if side == BUY {
+            self.asks.levels.keys().next().is_some_and(|&best| best <= price)
+        } else {
+            self.bids.levels.keys().next_back().is_some_and(|&best| best >= price)
+        }
+    }
+    pub fn ids_by_priority(&self, bids: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        if bids {
+            for q in self.bids.levels.values().rev() {
+                out.extend(q.iter().copied());
+            }
+        } else {
+            for q in self.asks.levels.values() {
+                out.extend(q.iter().copied());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Bal {
+    pub available: i128,
+    pub reserved: i128,
+}
+
+#[derive(Default)]
+pub struct Account {
+    pub bals: Vec<(u32, Bal)>,
+}
+
+impl Account {
+    pub fn bal(&mut self, asset: u32) -> &mut Bal {
+        let pos = match self.bals.iter().position(|(a, _)| *a == asset) {
+            Some(p) => p,
+            None => {
+                self.bals.push((asset, Bal::default()));
+                self.bals.len() - 1
+            }
+        };
+        &mut self.bals[pos].1
+    }
+    pub fn available(&self, asset: u32) -> i128 {
+        self.bals.iter().find(|(a, _)| *a == asset).map_or(0, |(_, b)| b.available)
+    }
+    pub fn get(&self, asset: u32) -> Option<Bal> {
+        self.bals.iter().find(|(a, _)| *a == asset).map(|(_, b)| *b)
+    }
+}
+
+pub struct Record {
+    pub oid: u32,
+    pub events: Vec<Ev>,
+}

@@ -1,0 +1,195 @@
+"""The Rust kernel (``FastExchange``) decides exactly like the Python ``Exchange``.
+
+Random command streams run through both side by side: the same events after every command,
+the same ``state_hash()``, snapshots that load into the other implementation, replay of the
+Python events' canonical JSON through ``apply_payload``, and ``handle_encoded`` payloads
+byte-identical to ``canonical_json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.commands import Command
+from domain.events import Event, EventDecodeError, to_dict
+from domain.exchange import Exchange
+from domain.kernel import FastExchange, kernel_available, kernel_status, make_exchange
+from domain.values import Asset, Symbol
+from tests.unit.domain.factories import (
+    ALICE,
+    BOB,
+    USD,
+    buy,
+    deposit,
+    funded_exchange,
+    list_instrument,
+    open_account,
+    sell,
+    withdraw,
+)
+from tests.unit.domain.test_properties import ACCOUNTS, ASSETS, setup_commands, stream, to_command
+
+PYTHON_ONLY = "compares both implementations itself"
+
+pytestmark = pytest.mark.skipif(
+    not kernel_available(), reason=f"Rust kernel {kernel_status()}; build it with `make native`"
+)
+
+MAX_EXAMPLES = int(os.environ.get("DOMAIN_PROPERTY_EXAMPLES", "150"))
+
+
+def stream_key(event: Event) -> str:
+    """``commands.core.stream_key`` (the domain does not import the core)."""
+    name = type(event).__name__
+    if name == "TradeExecuted":
+        return f"trades:{getattr(event, 'symbol')}"  # noqa: B009
+    if name == "CommandRejected":
+        return f"rejections:{getattr(event, 'subject', '')}"
+    owners = (("order_id", "order"), ("account_id", "account"), ("symbol", "instrument"))
+    for attr, prefix in owners:
+        value = getattr(event, attr, None)
+        if value:
+            return f"{prefix}:{value}"
+    return f"misc:{name}"
+
+
+
+def canonical(event: Event) -> bytes:
+    return json.dumps(to_dict(event), separators=(",", ":"), sort_keys=True).encode()
+
+
+def run_both(commands: list[Command]) -> tuple[Exchange, FastExchange, list[Event]]:
+    py, fast = Exchange(), FastExchange()
+    log: list[Event] = []
+    for cmd in commands:
+        expected = py.handle(cmd)
+        got, payloads = fast.handle_encoded(cmd)
+        assert got == expected, cmd
+        assert [type(e) for e in got.events] == [type(e) for e in expected.events]
+        assert payloads == [canonical(e) for e in expected.events]
+        if not expected.duplicate:
+            log.extend(expected.events)
+    return py, fast, log
+
+
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    specs=stream,
+    funding=st.lists(st.tuples(st.sampled_from(ACCOUNTS), st.sampled_from(ASSETS)), max_size=4),
+    cut=st.integers(min_value=0, max_value=80),
+)
+def test_random_streams_give_the_same_events_state_and_replay_in_both(
+    specs: list[tuple[Any, ...]], funding: list[tuple[str, str]], cut: int
+) -> None:
+    commands = setup_commands()
+    commands += [deposit(a, s, "3000.00") for a in ACCOUNTS for s in ASSETS]
+    commands += [deposit(a, s, "500.00") for a, s in funding]
+    commands += [to_command(spec, n) for n, spec in enumerate(specs)]
+    head, tail = commands[:cut], commands[cut:]
+    py, fast, log = run_both(head)
+    assert fast.state_hash() == py.state_hash()
+    assert fast.snapshot() == py.snapshot()
+    # continue each from the other's snapshot
+    py2 = Exchange.from_snapshot(json.loads(json.dumps(fast.snapshot())))
+    fast2 = FastExchange.from_snapshot(json.loads(json.dumps(py.snapshot())))
+    for cmd in tail:
+        expected = py2.handle(cmd)
+        assert fast2.handle(cmd) == expected, cmd
+        if not expected.duplicate:
+            log.extend(expected.events)
+    assert fast2.state_hash() == py2.state_hash()
+
+    # replay from zero: payloads through the kernel, event objects through apply
+    replayed = FastExchange()
+    for e in log:
+        replayed.apply_payload(canonical(e))
+    assert replayed.state_hash() == py2.state_hash()
+    applied = FastExchange()
+    for e in log:
+        applied.apply(e)
+    assert applied.state_hash() == py2.state_hash()
+
+
+def test_replay_returns_the_core_stream_key() -> None:
+    py = funded_exchange()
+    fast = FastExchange.from_snapshot(py.snapshot())
+    events = [*py.handle(sell(BOB, "100.00", "2")).events]
+    events += py.handle(buy(ALICE, "100.00", "1")).events
+    events += py.handle(withdraw(ALICE, USD, "1E+60")).events
+    got = [fast.apply_payload(canonical(e)) for e in events]
+    assert got == [stream_key(e) for e in events]
+    assert "trades:ABC-USD" in got and "account:alice" in got
+    assert fast.state_hash() == py.state_hash()
+
+
+def test_a_bad_payload_is_refused_with_event_decode_error() -> None:
+    fast = FastExchange()
+    with pytest.raises(EventDecodeError):
+        fast.apply_payload(b'{"event_type":"Nope","schema_version":1}')
+    with pytest.raises(EventDecodeError):
+        fast.apply_payload(b'{"event_type":"AccountOpened","schema_version":2}')
+    with pytest.raises(EventDecodeError):
+        fast.apply_payload(b'{"account_id":"a","amount":1.5}')
+
+
+EDGE_COMMANDS = [
+    buy(ALICE, "NaN", "1"),
+    buy(ALICE, "sNaN", "1"),
+    buy(ALICE, "Infinity", "1"),
+    buy(ALICE, "-Infinity", "1"),
+    buy(ALICE, "1E+60", "1"),
+    buy(ALICE, "-1E+60", "1"),
+    buy(ALICE, "1E-60", "1"),
+    buy(ALICE, "100.00", "1E+60"),
+    buy(ALICE, "100.00", "-1E+60"),
+    buy(ALICE, "100.00", "0"),
+    buy(ALICE, "-0", "1"),
+    buy(ALICE, "99.5", "1"),
+    buy(ALICE, "1.00E+2", "1.0"),
+    deposit(ALICE, USD, "NaN"),
+    deposit(ALICE, USD, "-5.00"),
+    deposit(ALICE, USD, "0.001"),
+    deposit(ALICE, "EUR", "1"),
+    withdraw(ALICE, USD, "1E+60"),
+    withdraw(ALICE, USD, "Infinity"),
+    list_instrument(),
+    list_instrument(symbol=Symbol("X-USD"), base=Asset("X"), tick_size=Decimal("0.001")),
+    list_instrument(symbol=Symbol("Y-USD"), base=Asset("Y"), lot_size=Decimal("0.001")),
+    list_instrument(symbol=Symbol("Z-USD"), base=Asset("Z"), max_qty=Decimal("0.5")),
+    list_instrument(symbol=Symbol("W-USD"), base=Asset("USD")),
+    list_instrument(symbol=Symbol("V-USD"), base=Asset("V"), quote_decimals=4),
+    list_instrument(symbol=Symbol("U-USD"), base=Asset("U"), price_band_bps=0),
+    list_instrument(symbol=Symbol("T-USD"), base=Asset("T"), maker_fee_bps=10_001),
+    list_instrument(symbol=Symbol("S-USD"), base=Asset("S"), reference_price=Decimal("0.005")),
+    list_instrument(symbol=Symbol("R-USD"), base=Asset("R"), tick_size=Decimal("-Infinity")),
+    list_instrument(symbol=Symbol("Q-USD"), base=Asset("Q"), base_decimals=19),
+    open_account("ünïcødé \"quoted\" \\ \n"),
+    deposit("ünïcødé \"quoted\" \\ \n", USD, "1.00"),
+]
+
+
+@pytest.mark.parametrize("cmd", EDGE_COMMANDS, ids=[str(i) for i in range(len(EDGE_COMMANDS))])
+def test_unusual_input_is_decided_the_same(cmd: Command) -> None:
+    py = funded_exchange()
+    fast = FastExchange.from_snapshot(py.snapshot())
+    _, fast_payloads = fast.handle_encoded(cmd)
+    expected = py.handle(cmd)
+    assert fast_payloads == [canonical(e) for e in expected.events]
+    assert fast.state_hash() == py.state_hash()
+
+
+def test_make_exchange_honours_the_pure_python_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(make_exchange(), FastExchange)
+    monkeypatch.setenv("TRADECORE_PURE_PYTHON", "1")
+    assert type(make_exchange()) is Exchange

@@ -277,7 +277,10 @@ class FastExchange:
         return ex
 
 
-def make_exchange() -> Exchange | FastExchange:
+AnyExchange = Exchange | FastExchange
+
+
+def make_exchange() -> AnyExchange:
     """A new, empty exchange: the Rust kernel when available, else the Python reference."""
     return FastExchange() if kernel_available() else Exchange()
 

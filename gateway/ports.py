@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 from commands.core import CommandResult
 from commands.ports import RecordedEvent
 from domain.commands import Command
-from domain.exchange import Exchange
+from domain.kernel import AnyExchange
 
 
 class ServiceUnavailable(RuntimeError):
@@ -110,7 +110,7 @@ class CoreApi(Protocol):
     """The live core, in process (commands.core.Core)."""
 
     @property
-    def exchange(self) -> Exchange: ...
+    def exchange(self) -> AnyExchange: ...
 
     async def submit(self, command: Command) -> CommandResult: ...
 

@@ -1,0 +1,182 @@
+// Browser end-to-end run of the trading UI, driven by tests/e2e/test_web_trading.py (which
+// starts `tradecore up` and checks the money with Decimal). Debian's chromium through
+// playwright-core; a test tool's own browser download does not work here.
+//
+// In:  BASE_URL, SYMBOL, PRICE, QTY (an order that rests on a quiet book), FAR_PRICE (outside
+//      the price band), BAD_PRICE (off the tick), ARTIFACTS (screenshot directory),
+//      CHROMIUM (default /usr/bin/chromium).
+// Out: one JSON line on stdout: the balances each screen showed at each step.
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE_URL = env("BASE_URL");
+const SYMBOL = env("SYMBOL");
+const PRICE = env("PRICE");
+const QTY = env("QTY");
+const FAR_PRICE = env("FAR_PRICE");
+const BAD_PRICE = env("BAD_PRICE");
+const ARTIFACTS = env("ARTIFACTS");
+const TIMEOUT = 20_000;
+const [BASE, QUOTE] = SYMBOL.split("-");
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const step = (text) => process.stderr.write(`e2e: ${text}\n`);
+
+async function login(browser, user, trades = true) {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (err) => step(`${user}: page error: ${err.message}`));
+  await page.goto(BASE_URL);
+  await page.fill("input[name=username]", user);
+  await page.fill("input[name=password]", `${user}-demo`);
+  await page.click("button[type=submit]");
+  await page.getByTestId("user").filter({ hasText: user }).waitFor();
+  await page.getByTestId(`market-${SYMBOL}`).click();
+  if (trades) await page.getByTestId("ticket").filter({ hasText: SYMBOL }).waitFor();
+  return page;
+}
+
+async function balances(page) {
+  const read = async (asset) => ({
+    available: (await page.getByTestId(`available-${asset}`).textContent()).trim(),
+    reserved: (await page.getByTestId(`reserved-${asset}`).textContent()).trim(),
+  });
+  await page.getByTestId(`available-${QUOTE}`).waitFor();
+  return { [BASE]: await read(BASE), [QUOTE]: await read(QUOTE) };
+}
+
+/** Wait until the polled balances differ from `before` (the panels poll every 1.5 s). */
+async function balancesChange(page, before) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const now = await balances(page);
+    if (JSON.stringify(now) !== JSON.stringify(before)) return now;
+    if (Date.now() > deadline) throw new Error(`balances did not change from ${JSON.stringify(before)}`);
+    await page.waitForTimeout(250);
+  }
+}
+
+async function fillTicket(page, { side, price, qty, tif = "gtc", postOnly = false }) {
+  await page.getByTestId(`ticket-side-${side}`).click();
+  await page.getByTestId("ticket-type").selectOption("limit");
+  await page.getByTestId("ticket-price").fill(price);
+  await page.getByTestId("ticket-quantity").fill(qty);
+  await page.getByTestId("ticket-tif").selectOption(tif);
+  await page.getByTestId("ticket-post-only").setChecked(postOnly);
+}
+
+async function submit(page) {
+  const result = page.getByTestId("ticket-result");
+  const before = (await result.count()) ? await result.textContent() : null;
+  await page.getByTestId("ticket-submit").click();
+  await page.waitForFunction(
+    (prev) => {
+      const el = document.querySelector("[data-testid=ticket-result]");
+      return el !== null && el.textContent !== prev;
+    },
+    before,
+  );
+  return (await result.textContent()).trim();
+}
+
+const ordersOf = (page) => page.getByTestId("open-order").filter({ hasText: SYMBOL });
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+const report = {};
+try {
+  step("alice logs in");
+  const alice = await login(browser, "alice");
+  report.aliceStart = await balances(alice);
+  await alice.getByTestId("connection").waitFor();
+  report.connection = await alice.getByTestId("connection").getAttribute("data-state");
+
+  step("the ticket refuses a price off the tick before sending anything");
+  await fillTicket(alice, { side: "buy", price: BAD_PRICE, qty: QTY, postOnly: true });
+  await alice.getByTestId("ticket-submit").click();
+  report.tickError = (await alice.getByTestId("ticket-error-price").textContent()).trim();
+
+  step("the server's rejection reason is shown (price band)");
+  await fillTicket(alice, { side: "buy", price: FAR_PRICE, qty: QTY, postOnly: true });
+  report.rejection = await submit(alice);
+
+  step("alice places a limit buy that rests, and sees it in open orders");
+  await fillTicket(alice, { side: "buy", price: PRICE, qty: QTY, postOnly: true });
+  report.firstOrder = await submit(alice);
+  await ordersOf(alice).first().waitFor();
+  report.openAfterPlace = await ordersOf(alice).count();
+  report.aliceResting = await balancesChange(alice, report.aliceStart);
+  await alice.screenshot({ path: join(ARTIFACTS, "web-main-alice-resting.png"), fullPage: true });
+
+  step("alice amends the order's quantity");
+  await ordersOf(alice).first().getByTestId("amend").click();
+  await alice.getByTestId("amend-quantity").fill(env("AMEND_QTY"));
+  await alice.getByTestId("amend-save").click();
+  await alice.getByTestId("open-orders-message").filter({ hasText: "Amended" }).waitFor();
+  await ordersOf(alice).filter({ hasText: env("AMEND_QTY") }).first().waitFor();
+  report.aliceAmended = await balancesChange(alice, report.aliceResting);
+
+  step("alice cancels it; the reservation is released");
+  await ordersOf(alice).first().getByTestId("cancel").click();
+  await alice.getByTestId("open-orders-message").filter({ hasText: "Canceled" }).waitFor();
+  await alice.waitForFunction(
+    (symbol) =>
+      ![...document.querySelectorAll("[data-testid=open-order]")].some((r) => r.textContent.includes(symbol)),
+    SYMBOL,
+  );
+  report.aliceCanceled = await balancesChange(alice, report.aliceAmended);
+
+  step("alice rests a buy again; bob crosses it with a sell");
+  await fillTicket(alice, { side: "buy", price: PRICE, qty: QTY, postOnly: true });
+  report.secondOrder = await submit(alice);
+  await ordersOf(alice).first().waitFor();
+  report.aliceBeforeFill = await balancesChange(alice, report.aliceCanceled);
+
+  const bob = await login(browser, "bob");
+  report.bobStart = await balances(bob);
+  await fillTicket(bob, { side: "sell", price: PRICE, qty: QTY, tif: "ioc" });
+  report.bobOrder = await submit(bob);
+  report.bobAfterFill = await balancesChange(bob, report.bobStart);
+  await bob.screenshot({ path: join(ARTIFACTS, "web-main-bob-filled.png"), fullPage: true });
+
+  report.aliceAfterFill = await balancesChange(alice, report.aliceBeforeFill);
+  await alice.waitForFunction(
+    (symbol) =>
+      ![...document.querySelectorAll("[data-testid=open-order]")].some((r) => r.textContent.includes(symbol)),
+    SYMBOL,
+  );
+  report.aliceOpenAfterFill = await ordersOf(alice).count();
+  await alice.screenshot({ path: join(ARTIFACTS, "web-main-alice-filled.png"), fullPage: true });
+
+  step("alice logs out");
+  await alice.getByTestId("logout").click();
+  await alice.getByTestId("login-form").waitFor();
+  report.loggedOut = true;
+
+  step("the auditor browses the event log");
+  const auditor = await login(browser, "auditor", false);
+  await auditor.getByTestId("event-row").first().waitFor();
+  report.auditorEvents = await auditor.getByTestId("event-row").count();
+  await auditor.screenshot({ path: join(ARTIFACTS, "web-auditor-events.png"), fullPage: true });
+} catch (exc) {
+  for (const [i, context] of browser.contexts().entries()) {
+    for (const page of context.pages()) {
+      await page.screenshot({ path: join(ARTIFACTS, `web-failure-${i}.png`), fullPage: true }).catch(() => {});
+    }
+  }
+  report.error = String(exc?.stack ?? exc);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}

@@ -1,0 +1,222 @@
+/**
+ * ADAPTER: GraphQL (/graphql) for the panels REST cannot serve: candle history, the order
+ * book and the trades tape, polled with queries until the WebSocket adapter (ws.ts) pushes
+ * them; positions with P&L and order history with fills from `portfolio`. Written against
+ * docs/graphql.md and read_api/schema.py as they stood:
+ * a query the server refuses turns the panel to "unavailable" with the server's message,
+ * and nothing else breaks. Alerts wait for the WebSocket adapter.
+ */
+
+import type { RestClient } from "../api/rest";
+import { type Feed, FeedCache, PollingFeed } from "./feed";
+import type {
+  AccountDataSource,
+  BookView,
+  Candle,
+  CandleInterval,
+  HistoricOrder,
+  MarketDataSource,
+  Position,
+  Trade,
+} from "./sources";
+
+export const GRAPHQL_POLL_MS = { candles: 5_000, book: 1_000, trades: 1_500, account: 3_000 } as const;
+
+export class GraphQLError extends Error {
+  constructor(message: string, readonly unavailable: boolean) {
+    super(message);
+    this.name = "GraphQLError";
+  }
+}
+
+interface GraphQLResponse<T> {
+  data?: T | null;
+  errors?: { message: string }[];
+}
+
+/** POST one query with the REST client's token; errors become `GraphQLError`. */
+export async function graphql<T>(client: RestClient, query: string, variables: Record<string, unknown>): Promise<T> {
+  let body: GraphQLResponse<T>;
+  try {
+    body = await client.request<GraphQLResponse<T>>("POST", "/graphql", { query, variables });
+  } catch (exc) {
+    const status = (exc as { status?: number }).status;
+    throw new GraphQLError(exc instanceof Error ? exc.message : String(exc), status === 404 || status === 405);
+  }
+  if (body.errors?.length) throw new GraphQLError(body.errors.map((e) => e.message).join("; "), false);
+  if (body.data == null) throw new GraphQLError("empty GraphQL answer", false);
+  return body.data;
+}
+
+const CANDLES = `query Candles($symbol: String!, $interval: String!, $limit: Int!) {
+  candles(symbol: $symbol, interval: $interval, limit: $limit) { bucket open high low close volume }
+}`;
+const BOOK = `query Book($symbol: String!, $depth: Int!) {
+  orderBook(symbol: $symbol, depth: $depth) { bids { price quantity } asks { price quantity } }
+}`;
+const TRADES = `query Trades($symbol: String!, $limit: Int!) {
+  trades(symbol: $symbol, limit: $limit) { tradeId executedAtNs price quantity takerSide }
+}`;
+
+interface CandleRow { bucket: string; open: string; high: string; low: string; close: string; volume: string }
+interface LevelRow { price: string; quantity: string }
+interface TradeRow { tradeId: string | number; executedAtNs: string | number; price: string; quantity: string; takerSide: string }
+
+export function candleFromRow(row: CandleRow): Candle {
+  return {
+    time: Math.floor(Date.parse(row.bucket) / 1000),
+    open: row.open,
+    high: row.high,
+    low: row.low,
+    close: row.close,
+    volume: row.volume,
+  };
+}
+
+export function tradeFromRow(symbol: string, row: TradeRow): Trade {
+  const side = row.takerSide === "buy" || row.takerSide === "sell" ? row.takerSide : null;
+  return {
+    id: String(row.tradeId),
+    symbol,
+    price: row.price,
+    quantity: row.quantity,
+    side,
+    time: Number(BigInt(row.executedAtNs) / 1_000_000n),
+  };
+}
+
+/** Market data over GraphQL queries; `instruments` stays on REST (it has the last price). */
+export class GraphQLMarketData implements MarketDataSource {
+  private cache = new FeedCache();
+
+  constructor(
+    private readonly client: RestClient,
+    private readonly rest: MarketDataSource,
+  ) {}
+
+  instruments() {
+    return this.rest.instruments();
+  }
+
+  candles(symbol: string, interval: CandleInterval): Feed<Candle[]> {
+    return this.cache.get(`candles:${symbol}:${interval}`, () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ candles: CandleRow[] }>(this.client, CANDLES, { symbol, interval, limit: 300 });
+        return data.candles.map(candleFromRow);
+      }, GRAPHQL_POLL_MS.candles),
+    );
+  }
+
+  book(symbol: string): Feed<BookView> {
+    return this.cache.get(`book:${symbol}`, () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ orderBook: { bids: LevelRow[]; asks: LevelRow[] } }>(this.client, BOOK, {
+          symbol,
+          depth: 20,
+        });
+        const level = (l: LevelRow) => [l.price, l.quantity] as const;
+        // A polled snapshot has no sequence to check: it is whole every time.
+        return { bids: data.orderBook.bids.map(level), asks: data.orderBook.asks.map(level), synced: true, seq: null };
+      }, GRAPHQL_POLL_MS.book),
+    );
+  }
+
+  trades(symbol: string): Feed<Trade[]> {
+    return this.cache.get(`trades:${symbol}`, () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ trades: TradeRow[] }>(this.client, TRADES, { symbol, limit: 50 });
+        return data.trades.map((row) => tradeFromRow(symbol, row));
+      }, GRAPHQL_POLL_MS.trades),
+    );
+  }
+}
+
+const POSITIONS = `query Positions($accountId: String!) {
+  portfolio(accountId: $accountId) { positions { symbol quantity avgCost realizedPnl unrealizedPnl } }
+}`;
+const HISTORY = `query History($accountId: String!, $limit: Int!) {
+  portfolio(accountId: $accountId) {
+    orders(openOnly: false, limit: $limit) {
+      orderId symbol side orderType price quantity filledQty status createdAt
+      fills { liquidity price quantity fee executedAt }
+    }
+  }
+}`;
+
+interface PositionRow { symbol: string; quantity: string; avgCost: string | null; realizedPnl: string | null; unrealizedPnl: string | null }
+interface FillRow { liquidity: string; price: string; quantity: string; fee: string; executedAt: string }
+interface OrderRow {
+  orderId: string; symbol: string; side: string; orderType: string; price: string; quantity: string;
+  filledQty: string; status: string; createdAt: string; fills: FillRow[];
+}
+
+export function historicOrderFromRow(row: OrderRow): HistoricOrder {
+  return {
+    orderId: row.orderId,
+    symbol: row.symbol,
+    side: row.side === "sell" ? "sell" : "buy",
+    price: row.orderType === "market" ? null : row.price,
+    quantity: row.quantity,
+    filled: row.filledQty,
+    status: row.status,
+    time: Date.parse(row.createdAt),
+    fills: row.fills.map((f) => ({
+      price: f.price,
+      quantity: f.quantity,
+      fee: f.fee,
+      liquidity: f.liquidity,
+      time: Date.parse(f.executedAt),
+    })),
+  };
+}
+
+/** Positions with P&L and order history with fills from the read models; the rest on REST. */
+export class GraphQLAccountData implements AccountDataSource {
+  private cache = new FeedCache();
+
+  constructor(
+    private readonly client: RestClient,
+    private readonly rest: AccountDataSource,
+  ) {}
+
+  openOrders(account: string) {
+    return this.rest.openOrders(account);
+  }
+
+  balances(account: string) {
+    return this.rest.balances(account);
+  }
+
+  alerts(account: string) {
+    return this.rest.alerts(account);
+  }
+
+  positions(account: string): Feed<Position[]> {
+    return this.cache.get(`positions:${account}`, () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ portfolio: { positions: PositionRow[] } }>(this.client, POSITIONS, {
+          accountId: account,
+        });
+        return data.portfolio.positions.map((p) => ({
+          symbol: p.symbol,
+          quantity: p.quantity,
+          averagePrice: p.avgCost,
+          realizedPnl: p.realizedPnl,
+          unrealizedPnl: p.unrealizedPnl,
+        }));
+      }, GRAPHQL_POLL_MS.account),
+    );
+  }
+
+  orderHistory(account: string): Feed<HistoricOrder[]> {
+    return this.cache.get(`history:${account}`, () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ portfolio: { orders: OrderRow[] } }>(this.client, HISTORY, {
+          accountId: account,
+          limit: 50,
+        });
+        return data.portfolio.orders.map(historicOrderFromRow);
+      }, GRAPHQL_POLL_MS.account),
+    );
+  }
+}

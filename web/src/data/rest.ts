@@ -1,0 +1,87 @@
+/** The data sources on REST polling: instruments, open orders, balances, the event log. */
+
+import type { Balance, Instrument, Order } from "../api/types";
+import type { RestClient } from "../api/rest";
+import { type Feed, FeedCache, PollingFeed, unavailable } from "./feed";
+import type {
+  AccountDataSource,
+  Alert,
+  AuditDataSource,
+  BookView,
+  Candle,
+  CandleInterval,
+  DataSources,
+  HistoricOrder,
+  MarketDataSource,
+  Position,
+  Trade,
+} from "./sources";
+
+export const POLL_MS = { instruments: 2_000, orders: 1_500, balances: 1_500 } as const;
+
+const NEEDS_WS = "live market data needs the WebSocket API (/ws)";
+const NEEDS_GRAPHQL = "needs the GraphQL read models (/graphql)";
+
+export class RestMarketData implements MarketDataSource {
+  private cache = new FeedCache();
+
+  constructor(private readonly client: RestClient) {}
+
+  instruments(): Feed<Instrument[]> {
+    return this.cache.get("instruments", () => new PollingFeed(() => this.client.instruments(), POLL_MS.instruments));
+  }
+
+  trades(_symbol: string): Feed<Trade[]> {
+    return unavailable(NEEDS_WS);
+  }
+
+  book(_symbol: string): Feed<BookView> {
+    return unavailable(NEEDS_WS);
+  }
+
+  candles(_symbol: string, _interval: CandleInterval): Feed<Candle[]> {
+    return unavailable(NEEDS_GRAPHQL);
+  }
+}
+
+export class RestAccountData implements AccountDataSource {
+  private cache = new FeedCache();
+
+  constructor(private readonly client: RestClient) {}
+
+  openOrders(account: string): Feed<Order[]> {
+    return this.cache.get(`orders:${account}`, () => new PollingFeed(() => this.client.openOrders(account), POLL_MS.orders));
+  }
+
+  balances(account: string): Feed<Balance[]> {
+    return this.cache.get(`balances:${account}`, () => new PollingFeed(() => this.client.balances(account), POLL_MS.balances));
+  }
+
+  positions(_account: string): Feed<Position[]> {
+    return unavailable(NEEDS_GRAPHQL);
+  }
+
+  orderHistory(_account: string): Feed<HistoricOrder[]> {
+    return unavailable(NEEDS_GRAPHQL);
+  }
+
+  alerts(_account: string): Feed<Alert[]> {
+    return unavailable("alerts need the WebSocket API (private channel)");
+  }
+}
+
+export class RestAuditData implements AuditDataSource {
+  constructor(private readonly client: RestClient) {}
+
+  events(after: number, limit: number) {
+    return this.client.events(after, limit);
+  }
+}
+
+export function restSources(client: RestClient): DataSources {
+  return {
+    market: new RestMarketData(client),
+    account: new RestAccountData(client),
+    audit: new RestAuditData(client),
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The typed data-source interfaces the panels are written against. `rest.ts` implements
+ * them with REST polling where REST has the data; `graphql.ts` and `ws.ts` are the adapters
+ * for the GraphQL and WebSocket APIs (docs/graphql.md, docs/websocket.md); `index.ts`
+ * picks, per panel, the best source available.
+ */
+
+import type { Balance, Instrument, Order, RecordedEvent, Side } from "../api/types";
+import type { Level } from "../lib/book";
+import type { Feed } from "./feed";
+
+export type CandleInterval = "1m" | "5m" | "15m" | "1h" | "1d";
+export const CANDLE_INTERVALS: readonly CandleInterval[] = ["1m", "5m", "15m", "1h", "1d"];
+
+export interface Trade {
+  id: string;
+  symbol: string;
+  price: string;
+  quantity: string;
+  /** The taker's side: a "buy" lifted an offer. */
+  side: Side | null;
+  /** ms since the epoch (UTC). */
+  time: number;
+}
+
+export interface BookView {
+  bids: Level[];
+  asks: Level[];
+  /** False while a sequence gap is being repaired (the ladder greys out). */
+  synced: boolean;
+  seq: number | null;
+}
+
+export interface Candle {
+  /** Start of the bucket, seconds since the epoch (UTC), as lightweight-charts wants. */
+  time: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+}
+
+export interface Position {
+  symbol: string;
+  quantity: string;
+  averagePrice: string | null;
+  realizedPnl: string | null;
+  unrealizedPnl: string | null;
+}
+
+export interface Fill {
+  price: string;
+  quantity: string;
+  fee: string | null;
+  liquidity: string | null;
+  time: number;
+}
+
+export interface HistoricOrder {
+  orderId: string;
+  symbol: string;
+  side: Side;
+  price: string | null;
+  quantity: string;
+  filled: string;
+  status: string;
+  time: number;
+  fills: Fill[];
+}
+
+export interface Alert {
+  id: string;
+  message: string;
+  time: number;
+}
+
+export interface MarketDataSource {
+  instruments(): Feed<Instrument[]>;
+  trades(symbol: string): Feed<Trade[]>;
+  book(symbol: string): Feed<BookView>;
+  candles(symbol: string, interval: CandleInterval): Feed<Candle[]>;
+}
+
+export interface AccountDataSource {
+  openOrders(account: string): Feed<Order[]>;
+  balances(account: string): Feed<Balance[]>;
+  positions(account: string): Feed<Position[]>;
+  orderHistory(account: string): Feed<HistoricOrder[]>;
+  alerts(account: string): Feed<Alert[]>;
+}
+
+export interface AuditDataSource {
+  /** The committed log after `after`, in order (auditor and admin only). */
+  events(after: number, limit: number): Promise<RecordedEvent[]>;
+}
+
+export interface DataSources {
+  market: MarketDataSource;
+  account: AccountDataSource;
+  audit: AuditDataSource;
+}

@@ -365,8 +365,9 @@ class Core:
         if snapshot is None:
             self.exchange, self.streams, self.position = make_exchange(), Streams(), 0
         else:
-            self.exchange = exchange_from_snapshot(snapshot.state["exchange"])
-            self.streams = Streams(snapshot.state["streams"])
+            state = snapshot.loaded_state()
+            self.exchange = exchange_from_snapshot(state["exchange"])
+            self.streams = Streams(state["streams"])
             self.position = snapshot.position
         self._last_snapshot = self.position
         await self.replay_tail()
@@ -594,17 +595,27 @@ class Core:
 
     async def snapshot(self) -> Snapshot:
         started = perf_counter()
-        state: dict[str, Any] = {
-            "exchange": self.exchange.snapshot(),
-            "streams": dict(self.streams.versions),
-        }
-        # The dict is a copy: hash it off the loop's thread rather than snapshot twice.
-        state_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
-        snap = Snapshot(self.position, state_hash, state)
+        streams = dict(self.streams.versions)
+        snapshot_json = getattr(self.exchange, "snapshot_json", None)
+        if snapshot_json is not None:
+            # The kernel writes the canonical JSON itself: hash and store that text as it is.
+            text = snapshot_json()
+            state_hash = await asyncio.to_thread(_sha256_hex, text)
+            whole = '{"exchange":' + text + ',"streams":' + json.dumps(streams) + "}"
+            snap = Snapshot(self.position, state_hash, {}, whole)
+        else:
+            state: dict[str, Any] = {"exchange": self.exchange.snapshot(), "streams": streams}
+            # The dict is a copy: hash it off the loop's thread rather than snapshot twice.
+            state_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
+            snap = Snapshot(self.position, state_hash, state)
         await self.store.save_snapshot(snap)
         self._last_snapshot = self.position
         self.stats.snapshotting += perf_counter() - started
         return snap
+
+
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def snapshot_hash(exchange_snapshot: dict[str, Any]) -> str:

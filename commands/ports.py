@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,9 +68,19 @@ def chain_hash(prev_hash: bytes, position: int, event: NewEvent) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """The core's state at ``position``. A writer may give the state as JSON ``text`` it
+    already has (``state`` is then empty) so that it is not parsed and dumped again."""
+
     position: int
     state_hash: str
     state: dict[str, Any]
+    text: str | None = None
+
+    def loaded_state(self) -> dict[str, Any]:
+        if self.text is not None and not self.state:
+            loaded: dict[str, Any] = json.loads(self.text)
+            return loaded
+        return self.state
 
 
 class EventStore(Protocol):

@@ -264,7 +264,10 @@ class PostgresEventStore:
     async def save_snapshot(self, snapshot: Snapshot, *, keep: int = 3) -> None:
         """Store the state as zlib-compressed JSON (compressed off the event loop's thread)
         and keep only the latest ``keep`` snapshots: older ones only cost space."""
-        blob = await asyncio.to_thread(compress_state, snapshot.state)
+        if snapshot.text is not None:
+            blob = await asyncio.to_thread(compress_text, snapshot.text)
+        else:
+            blob = await asyncio.to_thread(compress_state, snapshot.state)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO core_snapshots (position, state_hash, state_zlib) "
@@ -295,7 +298,11 @@ class PostgresEventStore:
 
 
 def compress_state(state: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+    return compress_text(json.dumps(state, separators=(",", ":")))
+
+
+def compress_text(text: str) -> bytes:
+    return zlib.compress(text.encode(), 1)
 
 
 def decompress_state(blob: bytes) -> dict[str, Any]:

@@ -173,6 +173,7 @@ _UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID5_SET = (5 << 76) | (0x8000 << 48)
 _new_object = object.__new__
 _set_slot = object.__setattr__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member lookup is slow on Python 3.11
 
 
 def uuid5(namespace: bytes, name: str) -> uuid.UUID:
@@ -181,7 +182,7 @@ def uuid5(namespace: bytes, name: str) -> uuid.UUID:
     value = int.from_bytes(digest[:16]) & _UUID5_CLEAR | _UUID5_SET
     made = _new_object(uuid.UUID)
     _set_slot(made, "int", value)
-    _set_slot(made, "is_safe", uuid.SafeUUID.unknown)
+    _set_slot(made, "is_safe", _UNKNOWN_SAFETY)
     return made
 
 

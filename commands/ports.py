@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 GENESIS_HASH = bytes(32)
@@ -16,9 +16,11 @@ class WriterFenced(RuntimeError):
     """Another core writes this log: this one is refused (or was displaced) and must not append."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event decided by the core, not yet committed: everything but its position."""
+class NewEvent(NamedTuple):
+    """An event decided by the core, not yet committed: everything but its position.
+
+    A NamedTuple rather than a frozen dataclass: one is built per event on the hot path,
+    and a tuple is several times cheaper to make (still immutable)."""
 
     event_id: UUID
     stream_id: UUID
@@ -35,8 +37,7 @@ class NewEvent:
         return f"tradecore:{self.event_type}/v{self.schema_version}"
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """A committed event: its global position and the hash chaining it to the one before."""
 
     event: NewEvent

@@ -12,6 +12,8 @@ from gateway.errors import install_error_handlers
 from gateway.health import ComponentHealth, HealthProbe, HealthReport
 from gateway.routes import accounts, auth, events, instruments, orders
 from gateway.services import GatewayServices
+from gateway.ws import server as ws
+from read_api.router import ReadApiSetup, graphql_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -28,9 +30,12 @@ def create_app(
     *,
     lifespan: Lifespan | None = None,
     services: GatewayServices | None = None,
+    graphql: ReadApiSetup | None = None,
+    live: ws.LiveHub | None = None,
 ) -> FastAPI:
     """The gateway. ``lifespan`` starts and stops what runs beside it (the core, the demo);
-    ``services`` (the core, users, Redis-backed stores) adds the REST API to /health."""
+    ``services`` (the core, users, Redis-backed stores) adds the REST API to /health, and
+    ``graphql`` (with ``services``) the GraphQL API at /graphql."""
     app = FastAPI(
         title="Tradecore", version=version, lifespan=lifespan, description=DESCRIPTION
     )
@@ -53,4 +58,10 @@ def create_app(
         app.state.services = services
         for module in (auth, orders, accounts, instruments, events):
             app.include_router(module.router)
+        if graphql is not None:  # GraphQL's tokens and commands go through the routes above
+            router = graphql_router(graphql, app=app)
+            app.include_router(router, prefix="/graphql", include_in_schema=False)
+    if live is not None:  # WebSocket channels at /ws (docs/websocket.md)
+        app.state.live = live
+        app.include_router(ws.router)
     return app

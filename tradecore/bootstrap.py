@@ -21,7 +21,10 @@ from gateway.health import ComponentHealth
 from gateway.ports import Role
 from gateway.services import GatewayConfig, GatewayServices
 from gateway.tokens import TokenConfig, TokenIssuer
+from gateway.web import WEB_DIST, mount_web
+from gateway.ws.server import LiveHub
 from infra.auth_store import RedisIdempotencyStore, RedisTokenRevocations
+from infra.fanout import LiveHealth, LivePublisher, RedisLiveFeed
 from infra.health import ServiceHealth
 from infra.migrations import upgrade
 from infra.ratelimit import RedisRateLimiter
@@ -29,6 +32,7 @@ from infra.settings import Settings
 from infra.stack import Stack, StackError
 from infra.stack.base import port_in_use
 from infra.users import PostgresUserDirectory
+from read_api.router import ReadApiSetup
 from tradecore import __version__
 from tradecore.market import CoreService, DemoMarket, MarketOptions
 from tradecore.readside import ReadSide
@@ -125,7 +129,9 @@ def build_gateway(
     ``dsn`` (default: the settings' database), ``redis_prefix``, ``config`` and ``hasher``
     let tests run a whole gateway on their own database and Redis keys."""
     dsn = dsn or settings.dsn
-    core = CoreService(dsn, snapshot_every=settings.snapshot_every)
+    live_redis = Redis.from_url(settings.redis_dsn)  # live fan-out (docs/websocket.md)
+    publisher = LivePublisher(live_redis, redis_prefix)
+    core = CoreService(dsn, snapshot_every=settings.snapshot_every, on_commit=publisher.on_commit)
     health = SystemHealth(ServiceHealth(settings), core)
     users = PostgresUserDirectory(dsn, hasher=hasher)
     redis = Redis.from_url(settings.redis_dsn)
@@ -139,6 +145,8 @@ def build_gateway(
         tokens=TokenIssuer(TokenConfig(secret=settings.secret_key.get_secret_value())),
         config=config or GatewayConfig(),
     )
+    feed = RedisLiveFeed(live_redis, redis_prefix)
+    hub = LiveHub(feed, services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +159,9 @@ def build_gateway(
         except Exception as exc:
             health.core_error = f"the core did not start: {exc}"
             report(f"warning: {health.core_error}; serving without it")
+        if core.started:  # seeded from the recovered core before any command is decided
+            await publisher.start(core.core.exchange)
+        await feed.start()
         read_side = None
         if settings.read_side:
             read_side = ReadSide(settings, report, dsn=dsn)
@@ -180,11 +191,25 @@ def build_gateway(
                 report("demo market stopped")
             if health.read_side is not None:
                 await health.read_side.stop()
+            await hub.close_all()
             await core.stop()
+            await publisher.stop()
+            await feed.stop()
+            await live_redis.aclose()
             await users.close()
             await redis.aclose()
 
-    return create_app(health=health, version=__version__, lifespan=lifespan, services=services)
+    graphql = ReadApiSetup(dsn, live=feed, production=settings.env == "production")
+    app = create_app(
+        health=LiveHealth(health, publisher, feed),
+        version=__version__,
+        lifespan=lifespan,
+        services=services,
+        graphql=graphql,
+        live=hub,
+    )
+    mount_web(app, WEB_DIST)  # last: it adds the catch-all route of the single-page app
+    return app
 
 
 async def _seed_demo(

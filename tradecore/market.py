@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from commands.core import Core
+from commands.ports import RecordedEvent
 from domain.commands import Command
 from domain.values import Symbol
 from gateway.health import ComponentHealth, State
@@ -52,9 +53,15 @@ def writer_name() -> str:
 class CoreService:
     """The live core on the PostgreSQL event store: opened, fenced, recovered, then serving."""
 
-    def __init__(self, dsn: str, *, snapshot_every: int = 50_000) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        snapshot_every: int = 50_000,
+        on_commit: Callable[[list[RecordedEvent]], None] | None = None,
+    ) -> None:
         self.store = PostgresEventStore(dsn)
-        self.core = Core(self.store, snapshot_every=snapshot_every)
+        self.core = Core(self.store, snapshot_every=snapshot_every, on_commit=on_commit)
         self.started = False
 
     async def start(self) -> None:

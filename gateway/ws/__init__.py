@@ -1,0 +1,1 @@
+"""WebSocket channels at /ws (docs/websocket.md): channel names, connections, the hub."""

@@ -1,0 +1,1 @@
+"""The GraphQL object types, one resource per module."""

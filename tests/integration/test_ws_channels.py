@@ -1,0 +1,179 @@
+"""/ws on the real core, PostgreSQL and Redis, followed by the `websockets` client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic import command
+from redis.asyncio import Redis
+
+from infra.migrations import alembic_config
+from infra.settings import Settings
+from tests.integration.ws_support import Follower, LiveGateway, follow, serve_gateway
+
+pytestmark = pytest.mark.integration
+
+
+def order(side: str, price: str, qty: str, **extra: Any) -> dict[str, Any]:
+    return {"symbol": "BTC-USD", "side": side, "price": price, "quantity": qty, **extra}
+
+
+@pytest.fixture
+def ws_database(database: str) -> str:
+    """Migrated to every head (branches being merged elsewhere must not stop these tests)."""
+    command.upgrade(alembic_config(database), "heads")
+    return database
+
+
+@pytest.fixture
+async def gw(ws_database: str) -> AsyncIterator[LiveGateway]:
+    async with serve_gateway(ws_database) as gateway:
+        yield gateway
+
+
+async def place(client: Follower, account: str, body: dict[str, Any]) -> dict[str, Any]:
+    ref = await client.send("place_order", account_id=account, order=body)
+    result = await client.result(ref)
+    assert result["type"] == "result", result
+    return result["body"]
+
+
+async def test_a_websocket_client_rebuilds_the_cores_book_from_a_snapshot_and_deltas(
+    gw: LiveGateway,
+) -> None:
+    for price in ("29990.00", "29980.00", "29980.00"):
+        await gw.rest("POST", "/accounts/alice-1/orders", "alice", order("buy", price, "1"))
+    await gw.rest("POST", "/accounts/bob-1/orders", "bob", order("sell", "30010.00", "2"))
+    async with follow(gw, "alice") as alice, follow(gw, "bob") as bob:
+        await alice.send("subscribe", channel="book.BTC-USD")
+        await alice.wait_for(lambda: "book.BTC-USD" in alice.books)
+        assert alice.books["book.BTC-USD"] == gw.book()
+        resting = await place(alice, "alice-1", order("buy", "29995.00", "0.5"))
+        await place(bob, "bob-1", order("sell", "29980.00", "1.7", time_in_force="ioc"))
+        await place(alice, "alice-1", order("buy", "30010.00", "0.25"))
+        ref = await alice.send("cancel_order", account_id="alice-1", order_id=resting["order_id"])
+        await alice.result(ref)
+        amend = {"new_price": "29970.00"}
+        open_orders = await gw.http.get(
+            "/accounts/alice-1/orders", headers={"Authorization": f"Bearer {gw.tokens['alice']}"}
+        )
+        target = open_orders.json()[0]["order_id"]
+        ref = await alice.send("amend_order", account_id="alice-1", order_id=target, amend=amend)
+        await alice.result(ref)
+        await alice.wait_for(lambda: alice.books["book.BTC-USD"] == gw.book())
+        deltas = [m for m in alice.messages if m.get("type") == "delta"]
+        assert deltas and alice.gaps == 0
+        assert gw.book()["asks"] == {3001000: 175}
+
+
+async def test_an_order_placed_over_the_socket_gets_the_same_outcome_as_over_rest(
+    gw: LiveGateway,
+) -> None:
+    async with follow(gw, "alice") as alice:
+        body = await place(alice, "alice-1", order("buy", "29000.00", "1", client_order_id="c-1"))
+        assert body["outcome"] == "accepted" and body["order_id"].startswith("o-")
+        assert [e["event"]["event_type"] for e in body["events"]] == [
+            "OrderAccepted",
+            "OrderRested",
+        ]
+        again = await gw.rest(
+            "POST", "/accounts/alice-1/orders", "alice", order("buy", "29000.00", "1",
+                                                               client_order_id="c-1")
+        )  # fmt: skip
+        assert again["duplicate"] is True and again["order_id"] == body["order_id"]
+
+
+async def test_a_trader_is_refused_another_accounts_private_channel_with_a_reason(
+    gw: LiveGateway,
+) -> None:
+    async with follow(gw, "alice") as alice, follow(gw) as anonymous:
+        refused = await alice.result(await alice.send("subscribe", channel="orders.bob-1"))
+        assert refused["type"] == "error" and refused["code"] == "account_forbidden"
+        nobody = await anonymous.result(await anonymous.send("subscribe", channel="orders.alice-1"))
+        assert nobody["code"] == "not_authenticated"
+        await alice.send("subscribe", channel="orders")
+        await alice.wait_for(lambda: "orders.alice-1" in alice.last_seq)
+        await gw.rest("POST", "/accounts/bob-1/orders", "bob", order("buy", "29000.00", "1"))
+        body = await place(alice, "alice-1", order("buy", "29001.00", "1"))
+        await alice.wait_for(
+            lambda: any(
+                m.get("type") == "OrderRested" and m["data"]["order_id"] == body["order_id"]
+                for m in alice.messages
+            )
+        )
+        private = [m for m in alice.messages if "seq" in m and m["channel"].startswith("orders.")]
+        seen = {m["data"]["account_id"] for m in private if m["type"] != "snapshot"}
+        assert seen == {"alice-1"}
+        ref = await alice.send(
+            "place_order", account_id="bob-1", order=order("buy", "29000.00", "1")
+        )
+        assert (await alice.result(ref))["code"] == "account_forbidden"
+
+
+async def test_malformed_and_oversize_messages_are_refused_with_a_reason_and_write_nothing(
+    gw: LiveGateway,
+) -> None:
+    async with follow(gw, "alice") as alice:
+        before = gw.event_count()
+        good = order("buy", "29000.00", "1")
+        place_ = {"op": "place_order", "account_id": "alice-1"}
+        await alice.ws.send("{nope")
+        await alice.ws.send(json.dumps({**place_, "order": good})[:-1] + ',"x":1.5}')
+        await alice.ws.send(json.dumps({**place_, "id": 7, "order": {**good, "price": 29000.5}}))
+        await alice.ws.send(json.dumps({**place_, "id": 8, "order": {**good, "colour": "red"}}))
+        huge = {"symbol": "BTC-USD" + "X" * 20_000}
+        await alice.ws.send(json.dumps({**place_, "id": 9, "order": huge}))
+        await alice.ws.send(json.dumps({"op": "launch_missiles", "id": 10}))
+        await alice.ws.send(json.dumps({"op": "subscribe", "id": 11, "channel": "book.NOPE-USD"}))
+        await alice.ws.send(json.dumps({"op": "subscribe", "id": 12, "channel": "books.BTC-USD"}))
+        await alice.wait_for(lambda: len(alice.of_type("error")) >= 8)
+        codes = [m["code"] for m in alice.of_type("error")]
+        assert codes == [
+            "malformed_json",
+            "float_not_allowed",
+            "float_not_allowed",
+            "unknown_field",
+            "message_too_large",
+            "unknown_op",
+            "unknown_symbol",
+            "invalid_channel",
+        ]
+        assert alice.results[8]["details"]["field"] == "order.colour"
+        assert gw.event_count() == before
+        pong = await alice.result(await alice.send("ping"))
+        assert pong == {**pong, "type": "pong"}
+
+
+async def test_a_gap_in_the_sequence_makes_the_client_resnapshot_and_recover_the_book(
+    gw: LiveGateway,
+) -> None:
+    async with follow(gw, "alice") as alice:
+        await place(alice, "alice-1", order("buy", "29990.00", "1"))
+        await alice.send("subscribe", channel="book.BTC-USD")
+        await alice.wait_for(lambda: "book.BTC-USD" in alice.books)
+        seq = alice.last_seq["book.BTC-USD"]
+        lost = {"channel": "book.BTC-USD", "seq": seq + 3, "type": "delta",
+                "data": {"bids": [[2999000, 0, 0]], "asks": []}}  # fmt: skip
+        redis = Redis.from_url(Settings(env="test").redis_dsn)
+        try:
+            await redis.publish(f"{gw.prefix}live:book.BTC-USD", json.dumps(lost))
+        finally:
+            await redis.aclose()
+        await alice.wait_for(lambda: alice.gaps == 1 and not alice.waiting_snapshot)
+        await place(alice, "alice-1", order("buy", "29991.00", "1"))
+        await alice.wait_for(lambda: alice.books["book.BTC-USD"] == gw.book())
+        assert len([m for m in alice.of_type("snapshot") if m["channel"] == "book.BTC-USD"]) == 2
+
+
+async def test_a_silent_client_is_closed_after_the_heartbeat_timeout_and_heartbeats_flow(
+    ws_database: str,
+) -> None:
+    gateway = serve_gateway(ws_database, heartbeat_s=0.1, idle_timeout_s=0.5)
+    async with gateway as gw, follow(gw) as quiet:
+        await quiet.wait_for(lambda: quiet.close_code is not None, timeout=5)
+        assert quiet.close_code == 4009
+        assert quiet.close_reason.startswith("heartbeat_timeout")
+        assert quiet.of_type("heartbeat")

@@ -116,10 +116,11 @@ async def balances(
     account = exchange.accounts.get(AccountId(account_id))
     if account is None:
         raise ApiError(404, "unknown_account", f"no account {account_id!r}")
+    asset_decimals = exchange.asset_decimals  # once: with the Rust kernel each view is a copy
     out = []
     for asset in sorted(account.balances):
         available, reserved = exchange.balance(AccountId(account_id), asset)
-        decimals = exchange.asset_decimals.get(asset, 0)
+        decimals = asset_decimals.get(asset, 0)
         out.append(
             BalanceOut(
                 asset=asset,

@@ -178,11 +178,12 @@ async def list_orders(
     """The account's open orders, from the core's memory (moves to the read models)."""
     principal.require_read(account_id)
     exchange = services.core.exchange
+    instruments = exchange.instruments  # once: with the Rust kernel each view is a copy
     out = []
     for order in sorted(exchange.orders.values(), key=lambda o: o.seq):
         if order.account_id != account_id:
             continue
-        inst = exchange.instruments.get(order.symbol)
+        inst = instruments.get(order.symbol)
         price = "" if inst is None else str(inst.ticks_to_price(order.price_ticks))
         qty = "" if inst is None else str(inst.lots_to_qty(order.remaining_lots))
         out.append(

@@ -1,0 +1,348 @@
+"""The load generator of bench/serving.py: asyncio clients (uvloop) in their own processes.
+
+Each `run_*` function is a multiprocessing target: it runs one phase against the gateway,
+writes its running count into `progress[slot]` and puts one result dict on `out`.
+Latencies within a process use `time.perf_counter_ns` (one host clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import uvloop
+import websockets
+
+from bench.serving_server import raise_nofile
+
+SYMBOL = "BTC-USD"
+TAKER_PRICE = "30000.00"  # the makers' resting sells are at this price (see bench/serving.py)
+
+
+def resting_order(i: int) -> dict[str, str]:
+    """A GTC limit order that rests (buys below, sells above the makers' 30,000.00)."""
+    k = (i * 7919) % 500
+    if i % 2 == 0:
+        return {"symbol": SYMBOL, "side": "buy", "price": f"{29000 - k}.00", "quantity": "0.01"}
+    return {"symbol": SYMBOL, "side": "sell", "price": f"{31000 + k}.00", "quantity": "0.01"}
+
+
+def taker_order() -> dict[str, str]:
+    """An IOC buy of one lot at the makers' price: exactly one trade."""
+    return {
+        "symbol": SYMBOL, "side": "buy", "price": TAKER_PRICE, "quantity": "0.01",
+        "time_in_force": "ioc",
+    }  # fmt: skip
+
+
+def _cpu() -> float:
+    return time.process_time()
+
+
+def _window(warmup: float, duration: float) -> tuple[int, int]:
+    start = time.perf_counter_ns() + int(warmup * 1e9)
+    return start, start + int(duration * 1e9)
+
+
+# -- order entry over HTTP -----------------------------------------------------------------------
+
+
+async def connect_trader(url: str, compression: str | None) -> websockets.ClientConnection:
+    """Connect with ?token= and wait for `welcome`: the server reads commands while it is
+    still checking the token, so one sent earlier can be refused `not_authenticated`."""
+    ws = await websockets.connect(url, compression=compression, max_queue=None)  # type: ignore[arg-type]
+    while json.loads(await ws.recv()).get("type") != "welcome":
+        pass
+    return ws
+
+
+async def _http_entry(
+    base: str,
+    traders: Sequence[tuple[str, str]],
+    connections: int,
+    warmup: float,
+    duration: float,
+    progress: Any,
+    slot: int,
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    latencies: list[int] = []
+    outcomes: dict[str, int] = {}
+    done = 0
+    cpu = _cpu()
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        measure_from, stop = _window(warmup, duration)
+
+        async def one(k: int) -> None:
+            nonlocal done
+            account, token = traders[k % len(traders)]
+            headers = {"Authorization": f"Bearer {token}"}
+            path = f"/accounts/{account}/orders"
+            i = k
+            while (sent := time.perf_counter_ns()) < stop:
+                response = await client.post(path, json=resting_order(i), headers=headers)
+                now = time.perf_counter_ns()
+                i += connections
+                if response.status_code == 200:
+                    key = response.json()["outcome"]
+                else:
+                    key = f"http_{response.status_code}"
+                if measure_from <= sent and now <= stop:
+                    latencies.append(now - sent)
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                done += 1
+                if done % 200 == 0:
+                    progress[slot] = done
+
+        await asyncio.gather(*(one(k) for k in range(connections)))
+    progress[slot] = done
+    return {"latencies_ns": latencies, "outcomes": outcomes, "cpu_s": _cpu() - cpu}
+
+
+def run_http_entry(out: Any, progress: Any, slot: int, **kw: Any) -> None:
+    raise_nofile()
+    out.put(uvloop.run(_http_entry(progress=progress, slot=slot, **kw)))
+
+
+# -- order entry over /ws ------------------------------------------------------------------------
+
+
+async def _ws_entry(
+    ws_url: str,
+    traders: Sequence[tuple[str, str]],
+    sockets: int,
+    inflight: int,
+    warmup: float,
+    duration: float,
+    deflate: bool,
+    progress: Any,
+    slot: int,
+) -> dict[str, Any]:
+    latencies: list[int] = []
+    outcomes: dict[str, int] = {}
+    done = 0
+    cpu = _cpu()
+    compression = "deflate" if deflate else None
+    conns = [
+        await connect_trader(f"{ws_url}?token={traders[s % len(traders)][1]}", compression)
+        for s in range(sockets)
+    ]
+    measure_from, stop = _window(warmup, duration)
+
+    async def drive(s: int, ws: websockets.ClientConnection) -> None:
+        nonlocal done
+        account = traders[s % len(traders)][0]
+        room = asyncio.Semaphore(inflight)
+        sent_at: dict[int, int] = {}
+        finished = asyncio.Event()
+
+        async def read() -> None:
+            nonlocal done
+            async for raw in ws:
+                message = json.loads(raw)
+                sent = sent_at.pop(message.get("id", -1), None) if "id" in message else None
+                if sent is None:
+                    continue
+                now = time.perf_counter_ns()
+                if message["type"] == "result":
+                    key = message["body"].get("outcome", f"status_{message['status']}")
+                else:
+                    key = message.get("code", message["type"])
+                if measure_from <= sent and now <= stop:
+                    latencies.append(now - sent)
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                done += 1
+                if done % 200 == 0:
+                    progress[slot] = done
+                room.release()
+                if not sent_at and time.perf_counter_ns() >= stop:
+                    finished.set()
+
+        reader = asyncio.create_task(read())
+        i = s
+        while True:
+            await room.acquire()
+            if time.perf_counter_ns() >= stop:
+                break
+            i += sockets
+            sent_at[i] = time.perf_counter_ns()
+            await ws.send(
+                json.dumps(
+                    {"op": "place_order", "id": i, "account_id": account, "order": resting_order(i)}
+                )
+            )
+        if sent_at:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), 30)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await ws.close()
+
+    await asyncio.gather(*(drive(s, ws) for s, ws in enumerate(conns)))
+    progress[slot] = done
+    return {"latencies_ns": latencies, "outcomes": outcomes, "cpu_s": _cpu() - cpu}
+
+
+def run_ws_entry(out: Any, progress: Any, slot: int, **kw: Any) -> None:
+    raise_nofile()
+    out.put(uvloop.run(_ws_entry(progress=progress, slot=slot, **kw)))
+
+
+# -- fan-out: order accepted -> trade seen by each subscriber ------------------------------------
+
+
+async def _fanout(
+    ws_url: str,
+    taker: tuple[str, str],
+    subscribers: int,
+    rate: float,
+    warmup: float,
+    duration: float,
+    connect_concurrency: int,
+    deflate: bool,
+    progress: Any,
+    slot: int,
+) -> dict[str, Any]:
+    compression = "deflate" if deflate else None
+    trade_ids = array("q")  # one entry per trade message received, by any subscriber
+    arrivals = array("q")  # perf_counter_ns at which the subscriber read it
+    closes: dict[str, int] = {}
+    ready = 0
+    gate = asyncio.Semaphore(connect_concurrency)
+    channel = f"trades.{SYMBOL}"
+    stopping = asyncio.Event()
+    connect_started = time.perf_counter()
+
+    async def subscriber() -> None:
+        nonlocal ready
+        async with gate:
+            ws = await websockets.connect(
+                ws_url, compression=compression, max_queue=None, open_timeout=120
+            )
+            await ws.send(json.dumps({"op": "subscribe", "channel": channel}))
+        loads, clock = json.loads, time.perf_counter_ns
+        pinger = asyncio.create_task(keepalive(ws))  # the server cuts clients silent for 45 s
+        try:
+            async for raw in ws:
+                now = clock()
+                message = loads(raw)
+                kind = message.get("type")
+                if kind == "trade":
+                    trade_ids.append(message["data"]["trade_id"])
+                    arrivals.append(now)
+                elif kind == "snapshot":
+                    ready += 1
+                    progress[slot] = ready
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            pinger.cancel()
+        if not stopping.is_set():
+            key = f"{ws.close_code} {ws.close_reason or ''}".strip()
+            closes[key] = closes.get(key, 0) + 1
+
+    async def keepalive(ws: websockets.ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(20)
+            await ws.send('{"op": "ping"}')
+
+    tasks = [asyncio.create_task(subscriber()) for _ in range(subscribers)]
+    while ready + sum(closes.values()) < subscribers:
+        await asyncio.sleep(0.05)
+        if any(t.done() and t.exception() for t in tasks):
+            raise next(t.exception() for t in tasks if t.done() and t.exception())  # type: ignore[misc]
+    connect_s = time.perf_counter() - connect_started
+
+    # The taker: one authenticated socket, orders sent open loop on a fixed schedule.
+    account, token = taker
+    placer = await connect_trader(f"{ws_url}?token={token}", compression)
+    sent_at: dict[int, int] = {}
+    trade_sent: dict[int, int] = {}  # trade_id -> send time of the order that made it
+    answered = 0
+    outcomes: dict[str, int] = {}
+
+    async def read_results() -> None:
+        nonlocal answered
+        async for raw in placer:
+            message = json.loads(raw)
+            if message.get("type") not in ("result", "error") or "id" not in message:
+                continue
+            sent = sent_at.pop(message["id"])
+            answered += 1
+            body = message.get("body", {})
+            key = body.get("outcome", message.get("code", "?"))
+            outcomes[key] = outcomes.get(key, 0) + 1
+            for item in body.get("events", []):
+                event = item["event"]
+                if event["event_type"] == "TradeExecuted":
+                    trade_sent[event["trade_id"]] = sent
+
+    results_task = asyncio.create_task(read_results())
+    pinger = asyncio.create_task(keepalive(placer))
+    cpu = _cpu()
+    loop_lag: list[int] = []
+    begin = time.perf_counter_ns()
+    measure_from = begin + int(warmup * 1e9)
+    total = int(rate * (warmup + duration))
+    period = 1e9 / rate
+    for i in range(total):
+        due = begin + int(i * period)
+        now = time.perf_counter_ns()
+        if due > now:
+            await asyncio.sleep((due - now) / 1e9)
+            now = time.perf_counter_ns()
+        loop_lag.append(now - due)
+        sent_at[i] = now
+        order = taker_order()
+        await placer.send(
+            json.dumps({"op": "place_order", "id": i, "account_id": account, "order": order})
+        )
+    send_end = time.perf_counter_ns()
+    deadline = time.perf_counter() + 15
+    while sent_at and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    # Let the last trades reach every subscriber (or give up after a few seconds).
+    expected_tail = len(trade_sent) * subscribers
+    settle = time.perf_counter() + 5
+    while len(arrivals) < expected_tail and time.perf_counter() < settle:
+        await asyncio.sleep(0.05)
+    cpu = _cpu() - cpu
+    held = subscribers - sum(closes.values())
+    stopping.set()
+    pinger.cancel()
+    results_task.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(pinger, results_task, *tasks, return_exceptions=True)
+    await placer.close()
+
+    measured = {tid for tid, sent in trade_sent.items() if sent >= measure_from}
+    latencies = [
+        arrivals[k] - trade_sent[tid] for k, tid in enumerate(trade_ids) if tid in measured
+    ]
+    lag = sorted(loop_lag)
+    return {
+        "latencies_ns": latencies,
+        "expected": len(measured) * subscribers,
+        "trades": len(measured),
+        "offered_s": (send_end - measure_from) / 1e9,
+        "unanswered": len(sent_at),
+        "answered": answered,
+        "outcomes": outcomes,
+        "closes": closes,
+        "held": held,
+        "connect_s": connect_s,
+        "cpu_s": cpu,
+        "send_lag_p99_ms": lag[int(0.99 * (len(lag) - 1))] / 1e6 if lag else 0.0,
+    }
+
+
+def run_fanout(out: Any, progress: Any, slot: int, **kw: Any) -> None:
+    raise_nofile()
+    out.put(uvloop.run(_fanout(progress=progress, slot=slot, **kw)))

@@ -386,6 +386,14 @@ class Core:
         observe = self.streams.versions
         # The Rust kernel parses and applies a stored payload without building Python events.
         apply_payload = getattr(self.exchange, "apply_payload", None)
+        read_blobs = getattr(self.store, "read_payload_pages", None)
+        if apply_payload is not None and read_blobs is not None:
+            async for last, versions, payloads in read_blobs(self.position, upto, batch):
+                for version, payload in zip(versions, payloads, strict=True):
+                    observe[apply_payload(payload)] = version
+                self.position = last
+                replayed += len(payloads)
+            return replayed
         apply, loads, decode = self.exchange.apply, json.loads, from_dict
         async for page in read_pages(self.position, upto, batch):
             if apply_payload is not None:

@@ -18,13 +18,15 @@ from projections.base import Envelope
 
 
 def envelope_of(headers: Sequence[tuple[str, bytes]], value: bytes) -> Envelope:
-    meta = {k: v for k, v in headers}
+    meta = dict(headers)
     if "position" not in meta:
         raise ValueError("a message without a position header is not from the relay")
+    recorded = meta.get("recorded_at_us")
     return Envelope(
         position=int(meta["position"]),
         event_id=meta.get("event_id", b"").decode(),
-        event=from_dict(json.loads(value)),
+        event=from_dict(json.loads(value.decode())),
+        recorded_at_us=None if recorded is None else int(recorded),
     )
 
 
@@ -35,7 +37,7 @@ class KafkaSource:
         *,
         group_id: str = "tradecore-projectors",
         topic: str = TOPIC,
-        max_records: int = 1_000,
+        max_records: int = 5_000,
         poll_ms: int = 500,
     ) -> None:
         self.servers = servers
@@ -54,6 +56,9 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            # Large fetches: a runner that fell behind catches up in big batches.
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
         )
         await consumer.start()
         self._consumer = consumer

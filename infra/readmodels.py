@@ -2,17 +2,19 @@
 
 `PostgresReadModels` hands projectors asyncpg transactions. `EventStoreSource` reads the
 log directly in position order, woken by the `tradecore_events` NOTIFY and polling as a
-safety net; it also fills gaps and serves rebuilds (`read_envelopes`).
+safety net; it also fills gaps and serves rebuilds (`read_envelopes`). Retention of raw
+trades (`drop_chunks` on TimescaleDB, a DELETE elsewhere) runs from `RetentionScheduler`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -20,19 +22,31 @@ import asyncpg
 from domain.events import from_dict
 from projections.base import Envelope, Tx
 
+log = logging.getLogger(__name__)
+
 NOTIFY_CHANNEL = "tradecore_events"
 
 
 class PostgresReadModels:
     """An asyncpg pool for the read-model database (may be the event store's database)."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 4) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 8) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+        # Read-model commits need not wait for their WAL flush: a read model is rebuilt from
+        # the log, and its rows and position commit atomically either way. After a server
+        # crash the last few projector transactions may be gone, all of a piece, so each
+        # projector resumes from its (older) stored position: the runner re-reads what it
+        # needs (Kafka redelivery or the event store's backfill). Exactly once still holds.
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            server_settings={"synchronous_commit": "off"},
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -51,14 +65,18 @@ class PostgresReadModels:
             yield conn
 
 
+READ_ENVELOPES = (
+    "SELECT notification_id, event_id::text, state, "
+    "(extract(epoch FROM recorded_at) * 1000000)::bigint FROM events "
+    "WHERE notification_id > $1 ORDER BY notification_id LIMIT $2"
+)
+
+
 async def read_envelopes(pool: asyncpg.Pool, after: int, limit: int) -> list[Envelope]:
-    rows = await pool.fetch(
-        "SELECT notification_id, event_id, state FROM events WHERE notification_id > $1 "
-        "ORDER BY notification_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [Envelope(int(r[0]), str(r[1]), from_dict(json.loads(bytes(r[2])))) for r in rows]
+    """Events after `after`, decoded once (JSON, then the domain's `from_dict`)."""
+    rows = await pool.fetch(READ_ENVELOPES, after, limit)
+    loads = json.loads
+    return [Envelope(r[0], r[1], from_dict(loads(r[2].decode())), r[3]) for r in rows]
 
 
 class Wakeup:
@@ -91,7 +109,7 @@ class EventStoreSource:
     """Projector source reading the event store directly (used when Kafka is not configured)."""
 
     def __init__(
-        self, dsn: str, *, batch_size: int = 1_000, poll: float = 1.0, follow: bool = True
+        self, dsn: str, *, batch_size: int = 5_000, poll: float = 1.0, follow: bool = True
     ) -> None:
         self.dsn = dsn
         self.batch_size = batch_size
@@ -119,17 +137,26 @@ class EventStoreSource:
     async def batches(self, after: int) -> AsyncIterator[Sequence[Envelope]]:
         wakeup = Wakeup(self.dsn)
         await wakeup.open()
+        ahead: asyncio.Future[list[Envelope]] | None = None
         try:
             while True:
-                batch = await self.read_envelopes(after, self.batch_size)
+                batch = await (ahead or self.read_envelopes(after, self.batch_size))
+                ahead = None
                 if batch:
                     after = batch[-1].position
+                    if len(batch) == self.batch_size:
+                        # More is waiting: read (and decode) the next batch while this one
+                        # is being written.
+                        ahead = asyncio.ensure_future(self.read_envelopes(after, self.batch_size))
                     yield batch
                     continue
                 if not self.follow:
                     return
                 await wakeup.wait(self.poll)
         finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
             await wakeup.close()
 
     async def applied(self, batch: Sequence[Envelope]) -> None:
@@ -181,6 +208,120 @@ async def relay_status(conn: Any) -> list[RelayStatus]:
     head = int(await conn.fetchval("SELECT coalesce(max(notification_id), 0) FROM events"))
     rows = await conn.fetch("SELECT name, position, published_at, lag_us FROM relay_position")
     return [
-        RelayStatus(r[0], int(r[1]), head, r[2], None if r[3] is None else r[3] / 1e6)
-        for r in rows
+        RelayStatus(r[0], int(r[1]), head, r[2], None if r[3] is None else r[3] / 1e6) for r in rows
     ]
+
+
+async def oldest_unapplied_at(conn: Any, positions: Sequence[int]) -> dict[int, datetime]:
+    """Commit time of the first event after each position (absent when there is none)."""
+    rows = await conn.fetch(
+        "SELECT notification_id - 1, recorded_at FROM events "
+        "WHERE notification_id = ANY($1::bigint[])",
+        [p + 1 for p in positions],
+    )
+    return {int(r[0]): r[1] for r in rows}
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+RETENTION_TABLE = "trades"  # raw executions; candles and statistics are kept
+
+
+@dataclass(frozen=True)
+class RetentionRun:
+    """One retention pass: what was removed from `table` before `cutoff`, and how."""
+
+    table: str
+    cutoff: datetime
+    method: str  # "drop_chunks" (TimescaleDB) or "delete" (plain PostgreSQL)
+    removed: int  # chunks dropped, or rows deleted
+
+
+async def is_hypertable(conn: Any, table: str) -> bool:
+    if await conn.fetchval("SELECT to_regclass('timescaledb_information.hypertables')") is None:
+        return False
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = $1)",
+            table,
+        )
+    )
+
+
+async def drop_old_trades(conn: Any, cutoff: datetime) -> RetentionRun:
+    """Remove raw trades executed before `cutoff`.
+
+    On TimescaleDB whole chunks go (`drop_chunks`: only chunks entirely before the cutoff,
+    so up to one chunk interval of older trades can remain until the next pass); without
+    it, a DELETE by time, with a warning, because it rewrites and vacuums row by row.
+    """
+    if await is_hypertable(conn, RETENTION_TABLE):
+        dropped = await conn.fetch(
+            f"SELECT drop_chunks('{RETENTION_TABLE}', older_than => $1::timestamptz)", cutoff
+        )
+        return RetentionRun(RETENTION_TABLE, cutoff, "drop_chunks", len(dropped))
+    log.warning(
+        "%s is not a TimescaleDB hypertable: retention deletes rows before %s one by one "
+        "(DELETE), which is slow and leaves dead rows for VACUUM; install TimescaleDB to "
+        "drop whole chunks instead",
+        RETENTION_TABLE,
+        cutoff.isoformat(),
+    )
+    status = await conn.execute(f"DELETE FROM {RETENTION_TABLE} WHERE executed_at < $1", cutoff)
+    return RetentionRun(RETENTION_TABLE, cutoff, "delete", int(status.split()[-1]))
+
+
+def parse_age(text: str) -> timedelta | None:
+    """`30d`, `12h`, `90m`, `45s` (or a bare number of days); `off`, `none` or `0`: None."""
+    value = text.strip().lower()
+    if value in ("", "off", "none", "0", "never"):
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    unit = units.get(value[-1])
+    number = value[:-1] if unit else value
+    try:
+        age = timedelta(**{unit or "days": float(number)})
+    except ValueError:
+        raise ValueError(f"not an age: {text!r} (examples: 30d, 12h, 90m, off)") from None
+    if age <= timedelta(0):
+        raise ValueError(f"a retention age must be positive: {text!r}")
+    return age
+
+
+class RetentionScheduler:
+    """Our own scheduler for retention (the Apache edition of TimescaleDB has no policies):
+    every `every` seconds, drop the raw trades older than `keep` (by the wall clock)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        keep: timedelta,
+        *,
+        every: float = 3600.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.dsn = dsn
+        self.keep = keep
+        self.every = every
+        self.clock = clock
+        self.runs: list[RetentionRun] = []
+
+    async def run_once(self) -> RetentionRun:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            done = await drop_old_trades(conn, self.clock() - self.keep)
+        finally:
+            await conn.close()
+        self.runs = [*self.runs[-99:], done]
+        log.info("retention: %s removed %d from %s before %s", done.method, done.removed,
+                 done.table, done.cutoff.isoformat())  # fmt: skip
+        return done
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """A pass now, then one every `every` seconds until `stop` (errors stop it: say so)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            await self.run_once()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every)

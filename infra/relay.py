@@ -62,6 +62,7 @@ def headers_of(row: Any) -> list[tuple[str, bytes]]:
         ("command_id", row["command_id"].encode()),
         ("correlation_id", row["correlation_id"].encode()),
         ("hash", bytes(row["hash"]).hex().encode()),
+        ("recorded_at_us", str(row["recorded_at_us"]).encode()),
     ]
 
 
@@ -123,8 +124,8 @@ class Relay:
         rows = await self._conn.fetch(
             "SELECT notification_id, event_id, event_type, schema_version, originator_id, "
             "originator_version, occurred_at_ns, command_id, correlation_id, hash, state, "
-            "recorded_at FROM events WHERE notification_id > $1 ORDER BY notification_id "
-            "LIMIT $2",
+            "recorded_at, (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at_us "
+            "FROM events WHERE notification_id > $1 ORDER BY notification_id LIMIT $2",
             after,
             self.batch_size,
         )

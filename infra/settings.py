@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     demo_symbols: str = "BTC-USD,ETH-USD,SOL-USD"
     # The Kafka relay and the projectors, run by `tradecore up` beside the gateway.
     read_side: bool = True
+    # Raw trades older than this are dropped by chunk ("30d", "12h"; "off" keeps them).
+    trades_retention: str = "30d"
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> Settings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ class Envelope:
     position: int
     event_id: str
     event: Event
+    recorded_at_us: int | None = None  # commit time (database clock), for lag measurement
 
 
 class Tx(Protocol):
@@ -38,6 +39,59 @@ class Tx(Protocol):
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
 
     async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+# Bulk writes: one `INSERT ... SELECT ... FROM unnest(...)` per table and batch. Each column
+# travels as ONE text parameter, its values joined by a unit separator and split by the
+# server (`string_to_array`): asyncpg's per-element array encoding costs more than the rest of
+# a projector's work. Numerics travel as their exact decimal text, times as integer
+# microseconds since the epoch (exact, and no datetime objects); the server converts both.
+TEXT, BIGINT, INTEGER, BOOLEAN, NUMERIC, TIME = "text", "bigint", "integer", "boolean", "n", "t"
+SEPARATOR, NULL = "\x1f", "\x1e"
+_SQL_TYPE = {TEXT: "text", BIGINT: "bigint", INTEGER: "integer", BOOLEAN: "boolean",
+             NUMERIC: "numeric", TIME: "bigint"}  # fmt: skip
+
+Columns = Sequence[tuple[str, str]]  # (column, kind) in row order
+
+
+def insert_sql(table: str, columns: Columns, tail: str = "") -> str:
+    """An INSERT of whole batches (see `insert_rows`); `tail` is e.g. an ON CONFLICT clause."""
+    names = ", ".join(name for name, _ in columns)
+    values = ", ".join(
+        f"timestamptz 'epoch' + {name} * interval '1 microsecond'" if kind == TIME else name
+        for name, kind in columns
+    )
+    arrays = ", ".join(
+        f"(string_to_array(chr(31) || ${i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
+        for i, (_, kind) in enumerate(columns, 1)
+    )
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS u({names}) {tail}"
+    )
+
+
+def _joined(kind: str, values: list[Any]) -> str:
+    if kind == TEXT:
+        text = SEPARATOR.join([NULL if v is None else v for v in values])
+        if text.count(SEPARATOR) != len(values) - 1 or text.count(NULL) != values.count(None):
+            # a value holding a separator would shift every value after it
+            raise ValueError("a text value holds the control character \\x1e or \\x1f")
+        return text
+    if kind == NUMERIC:
+        return SEPARATOR.join([NULL if v is None else str(v) for v in values])
+    if kind == TIME:
+        return SEPARATOR.join([str(v // 1000) for v in values])
+    if kind == BOOLEAN:
+        return SEPARATOR.join(["t" if v else "f" for v in values])
+    return SEPARATOR.join(map(str, values))
+
+
+async def insert_rows(tx: Tx, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+    """Run `insert_sql` for `rows`: Decimals (or None) for NUMERIC, nanoseconds for TIME."""
+    if not rows:
+        return
+    values = list(zip(*rows, strict=True))
+    await tx.execute(sql, *(_joined(kind, list(values[i])) for i, (_, kind) in enumerate(columns)))
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -60,6 +114,12 @@ class Units:
     lot_size: Decimal
     maker_fee_bps: int
     taker_fee_bps: int
+    quote_atom: Decimal = field(init=False, repr=False, compare=False)
+    base_atom: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quote_atom", atom(self.quote_decimals))
+        object.__setattr__(self, "base_atom", atom(self.base_decimals))
 
     def price(self, ticks: int) -> Decimal:
         return self.tick_size * ticks
@@ -68,10 +128,10 @@ class Units:
         return self.lot_size * lots
 
     def quote_amount(self, atoms: int) -> Decimal:
-        return atom(self.quote_decimals) * atoms
+        return self.quote_atom * atoms
 
     def base_amount(self, atoms: int) -> Decimal:
-        return atom(self.base_decimals) * atoms
+        return self.base_atom * atoms
 
     def amount(self, asset: str, atoms: int) -> Decimal:
         return self.base_amount(atoms) if asset == self.base else self.quote_amount(atoms)
@@ -92,7 +152,13 @@ class Units:
 
 
 class Projector(ABC):
-    """Builds read-model tables from events. `handle` runs inside the runner's transaction.
+    """Builds read-model tables from events, a batch at a time, inside the runner's transaction.
+
+    A batch is applied in three steps, so that its cost is a few statements rather than a few
+    per event: `prepare` reads, in bulk, the stored rows the batch's events refer to;
+    `project` folds each event into memory (no I/O); `flush` writes everything with COPY or
+    multi-row upserts, once, before the runner records the position. `reset` forgets the
+    batch after a failed transaction.
 
     `tables` are the rows this projector owns: a rebuild empties exactly these. Projectors
     never read the clock: every timestamp in their rows comes from the events.
@@ -104,19 +170,50 @@ class Projector(ABC):
     def __init__(self) -> None:
         self._units: dict[str, Units] = {}
 
+    async def apply_batch(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
+        """Fold a gap-free run of events into the batch; `flush` writes it."""
+        listed = False
+        for envelope in envelopes:
+            if type(envelope.event) is InstrumentListed:
+                await remember_instrument(tx, envelope.event)
+                listed = True
+        if listed or not self._units:
+            await self.load_units(tx)
+        await self.prepare(tx, envelopes)
+        for envelope in envelopes:
+            self.project(envelope)
+
     async def apply(self, tx: Tx, envelope: Envelope) -> None:
-        if isinstance(envelope.event, InstrumentListed):
-            await remember_instrument(tx, envelope.event)
-        await self.handle(tx, envelope)
+        """One event (the batch of one)."""
+        await self.apply_batch(tx, (envelope,))
+
+    async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:  # noqa: B027
+        """Load, in bulk, the stored rows `project` will need for these events."""
 
     @abstractmethod
-    async def handle(self, tx: Tx, envelope: Envelope) -> None: ...
+    def project(self, envelope: Envelope) -> None:
+        """Fold one event into the batch's in-memory state (no I/O)."""
 
-    async def flush(self, tx: Tx) -> None:  # noqa: B027 - most projectors write as they go
+    async def flush(self, tx: Tx) -> None:  # noqa: B027 - projectors without batch state
         """Write what the batch accumulated in memory; called once before the position."""
 
     def reset(self) -> None:  # noqa: B027
         """Forget batch state (after a failed transaction)."""
+
+    async def load_units(self, tx: Tx) -> None:
+        """Every listed instrument's units (listings never change, so they stay cached)."""
+        for row in await tx.fetch(
+            "SELECT symbol, base, quote, base_decimals, quote_decimals, tick_size, lot_size, "
+            "maker_fee_bps, taker_fee_bps FROM instruments"
+        ):
+            self._units[row[0]] = Units(*row)
+
+    def unit(self, symbol: str) -> Units:
+        """The units of a symbol `prepare` loaded."""
+        try:
+            return self._units[symbol]
+        except KeyError:
+            raise LookupError(f"{self.name}: no InstrumentListed seen for {symbol!r}") from None
 
     async def units(self, tx: Tx, symbol: str) -> Units:
         cached = self._units.get(symbol)

@@ -1,18 +1,29 @@
 """Candles (OHLC, volume, quote volume, VWAP, trade count) per symbol and interval.
 
 Maintained incrementally: a batch's trades are folded in memory per (symbol, interval,
-bucket), then merged with the stored candles in one read and one write. Buckets are aligned
-to the Unix epoch in UTC (so 1d candles start at midnight UTC) and computed from the event
-time in integer nanoseconds. VWAP is `quote_volume / volume` rounded half-even to 12 places.
+bucket), then merged with the stored candles in one read and one multi-row upsert. Buckets
+are aligned to the Unix epoch in UTC (so 1d candles start at midnight UTC) and computed from
+the event time in integer nanoseconds. VWAP is `quote_volume / volume` rounded half-even to
+12 places.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from domain.events import TradeExecuted
-from projections.base import Envelope, Projector, Tx, ns_to_datetime
+from projections.base import (
+    BIGINT,
+    NUMERIC,
+    TEXT,
+    TIME,
+    Envelope,
+    Projector,
+    Tx,
+    insert_rows,
+    insert_sql,
+)
 
 SECOND = 1_000_000_000
 INTERVALS: dict[str, int] = {
@@ -24,12 +35,26 @@ INTERVALS: dict[str, int] = {
     "1d": 86_400 * SECOND,
 }
 VWAP_PLACES = Decimal("1e-12")
+WIDE = Context(prec=80)
+
+COLUMNS = (
+    ("symbol", TEXT), ("interval", TEXT), ("bucket", TIME), ("open", NUMERIC),
+    ("high", NUMERIC), ("low", NUMERIC), ("close", NUMERIC), ("volume", NUMERIC),
+    ("quote_volume", NUMERIC), ("vwap", NUMERIC), ("trade_count", BIGINT),
+    ("first_trade_id", BIGINT), ("last_trade_id", BIGINT),
+)  # fmt: skip
+UPSERT = insert_sql(
+    "candles",
+    COLUMNS,
+    "ON CONFLICT (symbol, interval, bucket) DO UPDATE SET high = EXCLUDED.high, "
+    "low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume, "
+    "quote_volume = EXCLUDED.quote_volume, vwap = EXCLUDED.vwap, "
+    "trade_count = EXCLUDED.trade_count, last_trade_id = EXCLUDED.last_trade_id",
+)
 
 
 def vwap(quote_volume: Decimal, volume: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 80
-        return (quote_volume / volume).quantize(VWAP_PLACES, rounding=ROUND_HALF_EVEN)
+    return WIDE.divide(quote_volume, volume).quantize(VWAP_PLACES, ROUND_HALF_EVEN, WIDE)
 
 
 @dataclass(slots=True)
@@ -66,75 +91,66 @@ class CandlesProjector(Projector):
         super().__init__()
         self._pending: dict[Key, Candle] = {}
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
+    def project(self, envelope: Envelope) -> None:
         event = envelope.event
-        if not isinstance(event, TradeExecuted):
+        if type(event) is not TradeExecuted:
             return
-        u = await self.units(tx, event.symbol)
+        u = self.unit(event.symbol)
         price = u.price(event.price_ticks)
-        trade = Candle(
-            open=price,
-            high=price,
-            low=price,
-            close=price,
-            volume=u.qty(event.qty_lots),
-            quote_volume=u.quote_amount(event.notional_atoms),
-            trade_count=1,
-            first_trade_id=event.trade_id,
-            last_trade_id=event.trade_id,
-        )
+        volume = u.qty(event.qty_lots)
+        quote_volume = u.quote_amount(event.notional_atoms)
+        pending = self._pending
+        ns = event.timestamp_ns
         for interval, width in INTERVALS.items():
-            key = (event.symbol, interval, event.timestamp_ns - event.timestamp_ns % width)
-            pending = self._pending.get(key)
-            if pending is None:
-                self._pending[key] = replace(trade)
+            key = (event.symbol, interval, ns - ns % width)
+            candle = pending.get(key)
+            if candle is None:
+                pending[key] = Candle(price, price, price, price, volume, quote_volume, 1,
+                                      event.trade_id, event.trade_id)  # fmt: skip
             else:
-                pending.merge(trade)
+                if price > candle.high:
+                    candle.high = price
+                if price < candle.low:
+                    candle.low = price
+                candle.close = price
+                candle.volume += volume
+                candle.quote_volume += quote_volume
+                candle.trade_count += 1
+                candle.last_trade_id = event.trade_id
 
     async def flush(self, tx: Tx) -> None:
+        """Merge the batch's candles with the stored ones (one read), write them (one upsert)."""
         if not self._pending:
             return
         keys = list(self._pending)
         stored = await tx.fetch(
             """
-            SELECT c.symbol, c.interval, k.bucket_ns, c.open, c.high, c.low, c.close, c.volume,
+            SELECT c.symbol, c.interval, k.bucket_us, c.open, c.high, c.low, c.close, c.volume,
                    c.quote_volume, c.trade_count, c.first_trade_id, c.last_trade_id
-            FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
-                 AS k(symbol, interval, bucket, bucket_ns)
-            JOIN candles c USING (symbol, interval, bucket)
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(symbol, interval, bucket_us)
+            JOIN candles c ON c.symbol = k.symbol AND c.interval = k.interval
+                AND c.bucket = timestamptz 'epoch' + k.bucket_us * interval '1 microsecond'
             """,
             [k[0] for k in keys],
             [k[1] for k in keys],
-            [ns_to_datetime(k[2]) for k in keys],
-            [k[2] for k in keys],
+            [k[2] // 1000 for k in keys],
         )
-        merged = dict(self._pending)
+        merged = self._pending
         for row in stored:
-            key = (row[0], row[1], int(row[2]))
+            key = (row[0], row[1], int(row[2]) * 1000)
             candle = Candle(*row[3:])
             candle.merge(merged[key])
             merged[key] = candle
-        await tx.executemany(
-            """
-            INSERT INTO candles (symbol, interval, bucket, open, high, low, close, volume,
-                quote_volume, vwap, trade_count, first_trade_id, last_trade_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-            ON CONFLICT (symbol, interval, bucket) DO UPDATE SET
-                high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-                volume = EXCLUDED.volume, quote_volume = EXCLUDED.quote_volume,
-                vwap = EXCLUDED.vwap, trade_count = EXCLUDED.trade_count,
-                last_trade_id = EXCLUDED.last_trade_id
-            """,
-            [
-                (
-                    symbol, interval, ns_to_datetime(bucket), c.open, c.high, c.low, c.close,
-                    c.volume, c.quote_volume, vwap(c.quote_volume, c.volume), c.trade_count,
-                    c.first_trade_id, c.last_trade_id,
-                )
-                for (symbol, interval, bucket), c in merged.items()
-            ],
-        )  # fmt: skip
-        self._pending.clear()
+        rows = []
+        for key in keys:
+            c = merged[key]
+            rows.append(
+                (*key, c.open, c.high, c.low, c.close, c.volume, c.quote_volume,
+                 vwap(c.quote_volume, c.volume), c.trade_count, c.first_trade_id,
+                 c.last_trade_id)
+            )  # fmt: skip
+        await insert_rows(tx, UPSERT, COLUMNS, rows)
+        self._pending = {}
 
     def reset(self) -> None:
-        self._pending.clear()
+        self._pending = {}

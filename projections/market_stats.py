@@ -2,7 +2,8 @@
 
 The window is the 1,440 minutes ending with the minute of the symbol's latest trade (event
 time, not the wall clock, so a rebuild gives the same row): open, high, low, last, change,
-volume, quote volume and trade count over that window.
+volume, quote volume and trade count over that window. A batch's trades are folded per
+minute in memory and merged into the stored minutes with one upsert.
 """
 
 from __future__ import annotations
@@ -10,9 +11,36 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain.events import TradeExecuted
-from projections.base import Envelope, Projector, Tx, ns_to_datetime
+from projections.base import (
+    BIGINT,
+    NUMERIC,
+    TEXT,
+    TIME,
+    Envelope,
+    Projector,
+    Tx,
+    insert_rows,
+    insert_sql,
+    ns_to_datetime,
+)
+from projections.candles import Candle
 
 MINUTE = 60_000_000_000
+COLUMNS = (
+    ("symbol", TEXT), ("minute", TIME), ("open", NUMERIC), ("high", NUMERIC), ("low", NUMERIC),
+    ("close", NUMERIC), ("volume", NUMERIC), ("quote_volume", NUMERIC), ("trade_count", BIGINT),
+)  # fmt: skip
+UPSERT = insert_sql(
+    "market_stats_minutes",
+    COLUMNS,
+    """ON CONFLICT (symbol, minute) DO UPDATE SET
+        high = GREATEST(market_stats_minutes.high, EXCLUDED.high),
+        low = LEAST(market_stats_minutes.low, EXCLUDED.low),
+        close = EXCLUDED.close,
+        volume = market_stats_minutes.volume + EXCLUDED.volume,
+        quote_volume = market_stats_minutes.quote_volume + EXCLUDED.quote_volume,
+        trade_count = market_stats_minutes.trade_count + EXCLUDED.trade_count""",
+)
 
 
 class MarketStatsProjector(Projector):
@@ -22,35 +50,43 @@ class MarketStatsProjector(Projector):
     def __init__(self) -> None:
         super().__init__()
         self._touched: dict[str, int] = {}  # symbol -> latest minute seen in this batch (ns)
+        self._minutes: dict[tuple[str, int], Candle] = {}  # (symbol, minute ns) -> batch part
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
+    def project(self, envelope: Envelope) -> None:
         event = envelope.event
-        if not isinstance(event, TradeExecuted):
+        if type(event) is not TradeExecuted:
             return
-        u = await self.units(tx, event.symbol)
+        u = self.unit(event.symbol)
         price = u.price(event.price_ticks)
+        volume = u.qty(event.qty_lots)
+        quote_volume = u.quote_amount(event.notional_atoms)
         minute = event.timestamp_ns - event.timestamp_ns % MINUTE
-        await tx.execute(
-            """
-            INSERT INTO market_stats_minutes (symbol, minute, open, high, low, close, volume,
-                quote_volume, trade_count) VALUES ($1, $2, $3, $3, $3, $3, $4, $5, 1)
-            ON CONFLICT (symbol, minute) DO UPDATE SET
-                high = GREATEST(market_stats_minutes.high, EXCLUDED.high),
-                low = LEAST(market_stats_minutes.low, EXCLUDED.low),
-                close = EXCLUDED.close,
-                volume = market_stats_minutes.volume + EXCLUDED.volume,
-                quote_volume = market_stats_minutes.quote_volume + EXCLUDED.quote_volume,
-                trade_count = market_stats_minutes.trade_count + 1
-            """,
-            event.symbol,
-            ns_to_datetime(minute),
-            price,
-            u.qty(event.qty_lots),
-            u.quote_amount(event.notional_atoms),
-        )
-        self._touched[event.symbol] = max(minute, self._touched.get(event.symbol, minute))
+        key = (event.symbol, minute)
+        part = self._minutes.get(key)
+        if part is None:
+            self._minutes[key] = Candle(price, price, price, price, volume, quote_volume, 1,
+                                        event.trade_id, event.trade_id)  # fmt: skip
+        else:
+            if price > part.high:
+                part.high = price
+            if price < part.low:
+                part.low = price
+            part.close = price
+            part.volume += volume
+            part.quote_volume += quote_volume
+            part.trade_count += 1
+        latest = self._touched.get(event.symbol)
+        if latest is None or minute > latest:
+            self._touched[event.symbol] = minute
 
     async def flush(self, tx: Tx) -> None:
+        if self._minutes:
+            # Merged in SQL: the stored minute is older, so its open stays and the batch's
+            # close wins; sums add up. One statement for the whole batch.
+            rows = [(*k, p.open, p.high, p.low, p.close, p.volume, p.quote_volume,
+                     p.trade_count) for k, p in self._minutes.items()]  # fmt: skip
+            await insert_rows(tx, UPSERT, COLUMNS, rows)
+            self._minutes = {}
         for symbol, minute_ns in self._touched.items():
             end = ns_to_datetime(minute_ns)
             start = end - timedelta(minutes=1439)
@@ -79,3 +115,4 @@ class MarketStatsProjector(Projector):
 
     def reset(self) -> None:
         self._touched.clear()
+        self._minutes = {}

@@ -7,98 +7,151 @@ filled or canceled. `top_of_book` reads the best N levels of each side.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from domain.events import OrderAmended, OrderCanceled, OrderRested, TradeExecuted
-from projections.base import Envelope, Projector, Tx
+from projections.base import (
+    BIGINT,
+    INTEGER,
+    NUMERIC,
+    TEXT,
+    Envelope,
+    Projector,
+    Tx,
+    insert_rows,
+    insert_sql,
+)
+
+LEVEL_COLUMNS = (
+    ("symbol", TEXT), ("side", TEXT), ("price_ticks", BIGINT), ("price", NUMERIC),
+    ("quantity", NUMERIC), ("order_count", INTEGER),
+)  # fmt: skip
+UPSERT_LEVELS = insert_sql(
+    "order_book",
+    LEVEL_COLUMNS,
+    "ON CONFLICT (symbol, side, price_ticks) DO UPDATE SET "
+    "quantity = order_book.quantity + EXCLUDED.quantity, "
+    "order_count = order_book.order_count + EXCLUDED.order_count",
+)
+Resting = list[Any]  # [symbol, side, price_ticks, open_lots] of an order in the book
+Level = tuple[str, str, int]  # symbol, side, price_ticks
 
 
 class OrderBookProjector(Projector):
+    """Per batch: the resting orders the batch touches are read once, changed in memory, and
+    written back (deleted, upserted); level changes are summed and applied in one upsert."""
+
     name = "order_book"
     tables = ("order_book", "book_orders")
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
-        event = envelope.event
-        if isinstance(event, OrderRested):
-            await tx.execute(
-                "INSERT INTO book_orders (order_id, symbol, side, price_ticks, open_lots) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                event.order_id,
-                event.symbol,
-                event.side.value,
-                event.price_ticks,
-                event.qty_lots,
-            )
-            await self._level(tx, event.symbol, event.side.value, event.price_ticks,
-                              event.qty_lots, 1)  # fmt: skip
-        elif isinstance(event, TradeExecuted):
-            await self._reduce(tx, event.maker_order_id, event.qty_lots)
-        elif isinstance(event, OrderCanceled):
-            await self._reduce(tx, event.order_id, None)
-        elif isinstance(event, OrderAmended):
-            row = await tx.fetchrow(
-                "SELECT symbol, side, price_ticks, open_lots FROM book_orders WHERE order_id = $1",
-                event.order_id,
-            )
-            if row is None:
-                return
-            symbol, side, price, lots = row[0], row[1], int(row[2]), int(row[3])
-            await self._level(tx, symbol, side, price, -lots, -1)
-            await self._level(tx, symbol, side, event.new_price_ticks, event.new_qty_lots, 1)
-            await tx.execute(
-                "UPDATE book_orders SET price_ticks = $2, open_lots = $3 WHERE order_id = $1",
-                event.order_id,
-                event.new_price_ticks,
-                event.new_qty_lots,
-            )
+    def __init__(self) -> None:
+        super().__init__()
+        self._orders: dict[str, Resting | None] = {}  # None: not (or no longer) in the book
+        self._stored: set[str] = set()  # ids that have a book_orders row
+        self._levels: dict[Level, list[int]] = {}  # -> [lots delta, order count delta]
 
-    async def _reduce(self, tx: Tx, order_id: str, lots: int | None) -> None:
-        """Take `lots` (all when None) off a resting order; not resting means nothing to do."""
-        row = await tx.fetchrow(
-            "SELECT symbol, side, price_ticks, open_lots FROM book_orders WHERE order_id = $1",
-            order_id,
-        )
-        if row is None:
+    async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
+        wanted: set[str] = set()
+        for envelope in envelopes:
+            event = envelope.event
+            if type(event) is TradeExecuted:
+                wanted.add(event.maker_order_id)
+            elif type(event) is OrderCanceled or type(event) is OrderAmended:
+                wanted.add(event.order_id)
+        wanted.difference_update(self._orders)
+        if not wanted:
             return
-        open_lots = int(row[3])
+        for order_id in wanted:
+            self._orders[order_id] = None
+        for row in await tx.fetch(
+            "SELECT order_id, symbol, side, price_ticks, open_lots FROM book_orders "
+            "WHERE order_id = ANY($1::text[])",
+            list(wanted),
+        ):
+            self._orders[row[0]] = [row[1], row[2], int(row[3]), int(row[4])]
+            self._stored.add(row[0])
+
+    def project(self, envelope: Envelope) -> None:
+        event = envelope.event
+        if type(event) is OrderRested:
+            self._orders[event.order_id] = [event.symbol, event.side.value, event.price_ticks,
+                                            event.qty_lots]  # fmt: skip
+            self._level(event.symbol, event.side.value, event.price_ticks, event.qty_lots, 1)
+        elif type(event) is TradeExecuted:
+            self._reduce(event.maker_order_id, event.qty_lots)
+        elif type(event) is OrderCanceled:
+            self._reduce(event.order_id, None)
+        elif type(event) is OrderAmended:
+            order = self._orders.get(event.order_id)
+            if order is None:
+                return
+            symbol, side, price, lots = order
+            self._level(symbol, side, price, -lots, -1)
+            self._level(symbol, side, event.new_price_ticks, event.new_qty_lots, 1)
+            order[2], order[3] = event.new_price_ticks, event.new_qty_lots
+
+    def _reduce(self, order_id: str, lots: int | None) -> None:
+        """Take `lots` (all when None) off a resting order; not resting means nothing to do."""
+        order = self._orders.get(order_id)
+        if order is None:
+            return
+        open_lots = order[3]
         taken = open_lots if lots is None else lots
         gone = taken >= open_lots
-        await self._level(tx, row[0], row[1], int(row[2]), -taken, -1 if gone else 0)
+        self._level(order[0], order[1], order[2], -taken, -1 if gone else 0)
         if gone:
-            await tx.execute("DELETE FROM book_orders WHERE order_id = $1", order_id)
+            self._orders[order_id] = None
         else:
-            await tx.execute(
-                "UPDATE book_orders SET open_lots = open_lots - $2 WHERE order_id = $1",
-                order_id,
-                taken,
-            )
+            order[3] = open_lots - taken
 
-    async def _level(
-        self, tx: Tx, symbol: str, side: str, price_ticks: int, lots: int, orders: int
-    ) -> None:
-        u = await self.units(tx, symbol)
-        await tx.execute(
-            """
-            INSERT INTO order_book (symbol, side, price_ticks, price, quantity, order_count)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (symbol, side, price_ticks) DO UPDATE SET
-                quantity = order_book.quantity + EXCLUDED.quantity,
-                order_count = order_book.order_count + EXCLUDED.order_count
-            """,
-            symbol,
-            side,
-            price_ticks,
-            u.price(price_ticks),
-            u.qty(lots),
-            orders,
-        )
-        await tx.execute(
-            "DELETE FROM order_book WHERE symbol = $1 AND side = $2 AND price_ticks = $3 "
-            "AND order_count = 0",
-            symbol,
-            side,
-            price_ticks,
-        )
+    def _level(self, symbol: str, side: str, price_ticks: int, lots: int, orders: int) -> None:
+        delta = self._levels.get((symbol, side, price_ticks))
+        if delta is None:
+            self._levels[(symbol, side, price_ticks)] = [lots, orders]
+        else:
+            delta[0] += lots
+            delta[1] += orders
+
+    async def flush(self, tx: Tx) -> None:
+        gone = [i for i, o in self._orders.items() if o is None and i in self._stored]
+        if gone:
+            await tx.execute("DELETE FROM book_orders WHERE order_id = ANY($1::text[])", gone)
+        resting = [(i, o) for i, o in self._orders.items() if o is not None]
+        if resting:
+            await tx.execute(
+                """
+                INSERT INTO book_orders (order_id, symbol, side, price_ticks, open_lots)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
+                    $5::bigint[])
+                ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks,
+                    open_lots = EXCLUDED.open_lots
+                """,
+                [i for i, _ in resting], [o[0] for _, o in resting],
+                [o[1] for _, o in resting], [o[2] for _, o in resting],
+                [o[3] for _, o in resting],
+            )  # fmt: skip
+        levels = [(k, d) for k, d in self._levels.items() if d[0] or d[1]]
+        if levels:
+            rows = []
+            for (symbol, side, ticks), (lots, orders) in levels:
+                u = self.unit(symbol)
+                rows.append((symbol, side, ticks, u.price(ticks), u.qty(lots), orders))
+            await insert_rows(tx, UPSERT_LEVELS, LEVEL_COLUMNS, rows)
+            await tx.execute(
+                "DELETE FROM order_book WHERE (symbol, side, price_ticks) IN "
+                "(SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) "
+                "AND order_count = 0",
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+            )
+        self.reset()
+
+    def reset(self) -> None:
+        self._orders = {}
+        self._stored = set()
+        self._levels = {}
 
 
 async def top_of_book(tx: Tx, symbol: str, depth: int = 10) -> dict[str, list[Any]]:

@@ -6,7 +6,9 @@ or `canceled`. Open orders are those in `new`, `open` or `partially_filled`.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any
 
 from domain.events import (
     OrderAccepted,
@@ -16,135 +18,175 @@ from domain.events import (
     OrderRested,
     TradeExecuted,
 )
-from projections.base import Envelope, Projector, Tx, Units, ns_to_datetime
+from projections.base import (
+    BIGINT,
+    BOOLEAN,
+    NUMERIC,
+    TEXT,
+    TIME,
+    Envelope,
+    Projector,
+    Tx,
+    Units,
+    insert_rows,
+    insert_sql,
+)
 
 PRICE_PLACES = Decimal("1e-12")
+ZERO = Decimal(0)
+EXACT = Context(prec=200)  # sums the database used to do exactly
+WIDE = Context(prec=80)  # average fill price: computed wide, then rounded to 12 places
+
+COLUMNS = (
+    ("order_id", TEXT), ("account_id", TEXT), ("symbol", TEXT), ("client_order_id", TEXT),
+    ("side", TEXT), ("order_type", TEXT), ("time_in_force", TEXT), ("post_only", BOOLEAN),
+    ("price", NUMERIC), ("quantity", NUMERIC), ("quote_budget", NUMERIC),
+    ("filled_qty", NUMERIC), ("remaining_qty", NUMERIC), ("filled_notional", NUMERIC),
+    ("fees", NUMERIC), ("avg_fill_price", NUMERIC), ("status", TEXT), ("cancel_reason", TEXT),
+    ("created_at", TIME), ("updated_at", TIME),
+)  # fmt: skip
+(ACCOUNT, SYMBOL, PRICE, QUANTITY, BUDGET, FILLED, REMAINING, NOTIONAL, FEES, AVERAGE, STATUS,
+ REASON, UPDATED) = (1, 2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19)  # fmt: skip
+UPSERT = insert_sql(
+    "orders",
+    COLUMNS,
+    "ON CONFLICT (order_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in COLUMNS[8:] if c != "created_at"),
+)
+# The stored row, as `project` keeps it (times in integer nanoseconds).
+SELECT = (
+    "SELECT "
+    + ", ".join(
+        f"(extract(epoch FROM {c}) * 1000000000)::bigint" if kind == TIME else c
+        for c, kind in COLUMNS
+    )
+    + " FROM orders WHERE order_id = ANY($1::text[])"
+)
+FILL_COLUMNS = (
+    ("order_id", TEXT), ("trade_id", BIGINT), ("symbol", TEXT), ("liquidity", TEXT),
+    ("price", NUMERIC), ("quantity", NUMERIC), ("fee", NUMERIC), ("executed_at", TIME),
+)  # fmt: skip
+INSERT_FILLS = insert_sql("order_fills", FILL_COLUMNS)
+REJECTION_COLUMNS = (
+    ("position", BIGINT), ("order_id", TEXT), ("account_id", TEXT), ("symbol", TEXT),
+    ("client_order_id", TEXT), ("reason", TEXT), ("rejected_at", TIME),
+)  # fmt: skip
+INSERT_REJECTIONS = insert_sql("order_rejections", REJECTION_COLUMNS)
+REFERS = (OrderRested, OrderCanceled, OrderAmended)  # updates of an order by its id
 
 
 class OrdersProjector(Projector):
+    """Per batch: the orders the batch touches are read once, changed in memory and written
+    back with one multi-row upsert; fills and rejections are appended in one INSERT each."""
+
     name = "orders"
     tables = ("orders", "order_fills", "order_rejections")
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
-        event = envelope.event
-        at = ns_to_datetime(event.timestamp_ns)
-        if isinstance(event, OrderAccepted):
-            u = await self.units(tx, event.symbol)
-            await tx.execute(
-                """
-                INSERT INTO orders (order_id, account_id, symbol, client_order_id, side,
-                    order_type, time_in_force, post_only, price, quantity, quote_budget,
-                    filled_qty, remaining_qty, filled_notional, fees, avg_fill_price, status,
-                    cancel_reason, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $10, 0, 0, NULL,
-                    'new', NULL, $12, $12)
-                """,
-                event.order_id,
-                event.account_id,
-                event.symbol,
-                event.client_order_id,
-                event.side.value,
-                event.order_type.value,
-                event.time_in_force.value,
-                event.post_only,
-                u.price(event.price_ticks),
-                u.qty(event.qty_lots),
-                u.quote_amount(event.quote_budget_atoms),
-                at,
-            )
-        elif isinstance(event, OrderRejected):
-            await tx.execute(
-                "INSERT INTO order_rejections (position, order_id, account_id, symbol, "
-                "client_order_id, reason, rejected_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                envelope.position,
-                event.order_id,
-                event.account_id,
-                event.symbol,
-                event.client_order_id,
-                event.reason.value,
-                at,
-            )
-        elif isinstance(event, OrderRested):
-            await tx.execute(
-                "UPDATE orders SET status = CASE WHEN filled_qty > 0 THEN 'partially_filled' "
-                "ELSE 'open' END, updated_at = $2 WHERE order_id = $1",
-                event.order_id,
-                at,
-            )
-        elif isinstance(event, OrderCanceled):
-            await tx.execute(
-                "UPDATE orders SET status = 'canceled', cancel_reason = $2, updated_at = $3 "
-                "WHERE order_id = $1",
-                event.order_id,
-                event.reason.value,
-                at,
-            )
-        elif isinstance(event, OrderAmended):
-            u = await self.units(tx, event.symbol)
-            await tx.execute(
-                "UPDATE orders SET price = $2, quantity = filled_qty + $3, remaining_qty = $3, "
-                "updated_at = $4 WHERE order_id = $1",
-                event.order_id,
-                u.price(event.new_price_ticks),
-                u.qty(event.new_qty_lots),
-                at,
-            )
-        elif isinstance(event, TradeExecuted):
-            u = await self.units(tx, event.symbol)
-            for order_id, liquidity, fee in (
-                (event.maker_order_id, "maker", event.maker_fee_atoms),
-                (event.taker_order_id, "taker", event.taker_fee_atoms),
-            ):
-                await self._fill(tx, envelope, order_id, liquidity, u.quote_amount(fee), u)
+    def __init__(self) -> None:
+        super().__init__()
+        self._orders: dict[str, list[Any] | None] = {}  # the orders table's row; None: absent
+        self._changed: set[str] = set()
+        self._fills: list[tuple[Any, ...]] = []
+        self._rejections: list[tuple[Any, ...]] = []
 
-    async def _fill(
-        self, tx: Tx, envelope: Envelope, order_id: str, liquidity: str, fee: Decimal, u: Units
-    ) -> None:
+    async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
+        wanted: set[str] = set()
+        for envelope in envelopes:
+            event = envelope.event
+            if type(event) is TradeExecuted:
+                wanted.add(event.maker_order_id)
+                wanted.add(event.taker_order_id)
+            elif type(event) in REFERS:
+                wanted.add(event.order_id)  # type: ignore[attr-defined]
+        wanted.difference_update(self._orders)
+        if not wanted:
+            return
+        for order_id in wanted:
+            self._orders[order_id] = None
+        for row in await tx.fetch(SELECT, list(wanted)):
+            self._orders[row[0]] = list(row)
+
+    def project(self, envelope: Envelope) -> None:
         event = envelope.event
-        assert isinstance(event, TradeExecuted)
+        if type(event) is TradeExecuted:
+            u = self.unit(event.symbol)
+            maker_fee, taker_fee = event.maker_fee_atoms, event.taker_fee_atoms
+            self._fill(event, event.maker_order_id, "maker", u.quote_amount(maker_fee), u)
+            self._fill(event, event.taker_order_id, "taker", u.quote_amount(taker_fee), u)
+        elif type(event) is OrderAccepted:
+            u = self.unit(event.symbol)
+            quantity, at = u.qty(event.qty_lots), event.timestamp_ns
+            self._orders[event.order_id] = [
+                event.order_id, event.account_id, event.symbol, event.client_order_id,
+                event.side.value, event.order_type.value, event.time_in_force.value,
+                event.post_only, u.price(event.price_ticks), quantity,
+                u.quote_amount(event.quote_budget_atoms), ZERO, quantity, ZERO, ZERO, None,
+                "new", None, at, at,
+            ]  # fmt: skip
+            self._changed.add(event.order_id)
+        elif type(event) is OrderRejected:
+            self._rejections.append(
+                (envelope.position, event.order_id, event.account_id, event.symbol,
+                 event.client_order_id, event.reason.value, event.timestamp_ns)
+            )  # fmt: skip
+        elif type(event) is OrderRested:
+            if order := self._touch(event.order_id, event.timestamp_ns):
+                order[STATUS] = "partially_filled" if order[FILLED] > 0 else "open"
+        elif type(event) is OrderCanceled:
+            if order := self._touch(event.order_id, event.timestamp_ns):
+                order[STATUS], order[REASON] = "canceled", event.reason.value
+        elif type(event) is OrderAmended and (
+            order := self._touch(event.order_id, event.timestamp_ns)
+        ):
+            u = self.unit(event.symbol)
+            remaining = u.qty(event.new_qty_lots)
+            order[PRICE] = u.price(event.new_price_ticks)
+            order[QUANTITY] = EXACT.add(order[FILLED], remaining)
+            order[REMAINING] = remaining
+
+    def _touch(self, order_id: str, at: int) -> list[Any] | None:
+        """The order an update names, marked changed at `at`; None (the stored UPDATE would
+        have matched no row) when it was never accepted."""
+        order = self._orders.get(order_id)
+        if order is not None:
+            order[UPDATED] = at
+            self._changed.add(order_id)
+        return order
+
+    def _fill(
+        self, event: TradeExecuted, order_id: str, liquidity: str, fee: Decimal, u: Units
+    ) -> None:
         price, qty = u.price(event.price_ticks), u.qty(event.qty_lots)
-        notional = u.quote_amount(event.notional_atoms)
-        at = ns_to_datetime(event.timestamp_ns)
-        await tx.execute(
-            "INSERT INTO order_fills (order_id, trade_id, symbol, liquidity, price, quantity, "
-            "fee, executed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            order_id,
-            event.trade_id,
-            event.symbol,
-            liquidity,
-            price,
-            qty,
-            fee,
-            at,
-        )
-        row = await tx.fetchrow(
-            "SELECT filled_qty, filled_notional, quantity, quote_budget, status FROM orders "
-            "WHERE order_id = $1",
-            order_id,
-        )
-        filled = row[0] + qty
-        filled_notional = row[1] + notional
-        by_budget = row[3] > 0
-        remaining = Decimal(0) if by_budget else row[2] - filled
+        at = event.timestamp_ns
+        self._fills.append((order_id, event.trade_id, event.symbol, liquidity, price, qty, fee, at))
+        order = self._orders.get(order_id)
+        if order is None:
+            raise LookupError(f"orders: a trade names order {order_id!r}, never accepted")
+        filled = order[FILLED] + qty
+        filled_notional = order[NOTIONAL] + u.quote_amount(event.notional_atoms)
+        by_budget = order[BUDGET] > 0
+        remaining = Decimal(0) if by_budget else order[QUANTITY] - filled
         if not by_budget and remaining == 0:
             status = "filled"
-        elif row[4] == "new":
+        elif order[STATUS] == "new":
             status = "new"
         else:
             status = "partially_filled"
-        with localcontext() as ctx:
-            ctx.prec = 80
-            average = (filled_notional / filled).quantize(PRICE_PLACES, ROUND_HALF_EVEN)
-        await tx.execute(
-            "UPDATE orders SET filled_qty = $2, remaining_qty = $3, filled_notional = $4, "
-            "fees = fees + $5, avg_fill_price = $6, status = $7, updated_at = $8 "
-            "WHERE order_id = $1",
-            order_id,
-            filled,
-            remaining,
-            filled_notional,
-            fee,
-            average,
-            status,
-            at,
-        )
+        average = WIDE.divide(filled_notional, filled).quantize(PRICE_PLACES, ROUND_HALF_EVEN, WIDE)
+        order[FILLED], order[REMAINING], order[NOTIONAL] = filled, remaining, filled_notional
+        order[FEES] = EXACT.add(order[FEES], fee)
+        order[AVERAGE], order[STATUS], order[UPDATED] = average, status, at
+        self._changed.add(order_id)
+
+    async def flush(self, tx: Tx) -> None:
+        rows = [row for i in self._changed if (row := self._orders[i]) is not None]
+        await insert_rows(tx, UPSERT, COLUMNS, rows)
+        await insert_rows(tx, INSERT_FILLS, FILL_COLUMNS, self._fills)
+        await insert_rows(tx, INSERT_REJECTIONS, REJECTION_COLUMNS, self._rejections)
+        self.reset()
+
+    def reset(self) -> None:
+        self._orders = {}
+        self._changed = set()
+        self._fills = []
+        self._rejections = []

@@ -15,7 +15,9 @@ apart in `fees_paid`. `positions_valued` (a view) adds `(last_price - avg_cost) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
 
 from domain.events import (
     FundsDeposited,
@@ -26,9 +28,68 @@ from domain.events import (
     TradeExecuted,
 )
 from domain.values import Side
-from projections.base import Envelope, Projector, Tx, asset_decimals, ns_to_datetime
+from projections.base import (
+    BIGINT,
+    BOOLEAN,
+    NUMERIC,
+    TEXT,
+    TIME,
+    Envelope,
+    Projector,
+    Tx,
+    asset_decimals,
+    insert_rows,
+    insert_sql,
+)
 
 COST_PLACES = Decimal("1e-18")
+ORDER_COLUMNS = (
+    ("order_id", TEXT), ("account_id", TEXT), ("symbol", TEXT), ("side", TEXT),
+    ("price_ticks", BIGINT), ("budget", BOOLEAN), ("reserved_asset", TEXT),
+    ("reserved_atoms", NUMERIC),
+)  # fmt: skip
+UPSERT_ORDERS = insert_sql(
+    "portfolio_orders",
+    ORDER_COLUMNS,
+    "ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks, "
+    "reserved_atoms = EXCLUDED.reserved_atoms",
+)
+BALANCE_COLUMNS = (
+    ("account_id", TEXT),
+    ("asset", TEXT),
+    ("available", NUMERIC),
+    ("reserved", NUMERIC),
+)
+UPSERT_BALANCES = insert_sql(
+    "balances",
+    BALANCE_COLUMNS,
+    "ON CONFLICT (account_id, asset) DO UPDATE SET "
+    "available = balances.available + EXCLUDED.available, "
+    "reserved = balances.reserved + EXCLUDED.reserved",
+)
+FEE_COLUMNS = (("asset", TEXT), ("collected", NUMERIC))
+UPSERT_FEES = insert_sql(
+    "venue_fees",
+    FEE_COLUMNS,
+    "ON CONFLICT (asset) DO UPDATE SET collected = venue_fees.collected + EXCLUDED.collected",
+)
+POSITION_COLUMNS = (
+    ("account_id", TEXT), ("symbol", TEXT), ("quantity", NUMERIC), ("avg_cost", NUMERIC),
+    ("realized_pnl", NUMERIC), ("fees_paid", NUMERIC),
+)  # fmt: skip
+UPSERT_POSITIONS = insert_sql(
+    "positions",
+    POSITION_COLUMNS,
+    "ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, "
+    "avg_cost = EXCLUDED.avg_cost, realized_pnl = EXCLUDED.realized_pnl, "
+    "fees_paid = positions.fees_paid + EXCLUDED.fees_paid",
+)
+LAST_COLUMNS = (("symbol", TEXT), ("price", NUMERIC), ("traded_at", TIME))
+UPSERT_LAST = insert_sql(
+    "last_prices",
+    LAST_COLUMNS,
+    "ON CONFLICT (symbol) DO UPDATE SET price = EXCLUDED.price, traded_at = EXCLUDED.traded_at",
+)
 ZERO = Decimal(0)
 
 
@@ -61,158 +122,189 @@ def trade_position(
 
 
 class PortfoliosProjector(Projector):
+    """Per batch: the live orders and positions the batch touches are read once and changed
+    in memory; balance and fee changes are summed in integer atoms. `flush` writes each table
+    with one multi-row statement (balances and fees are added in SQL, exactly)."""
+
     name = "portfolios"
     tables = ("balances", "positions", "last_prices", "venue_fees", "portfolio_orders")
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self._decimals: dict[str, int] = {}  # asset -> decimals (fixed by its first listing)
+        self.reset()
+
+    def reset(self) -> None:
+        # order id -> [account, symbol, side, price_ticks, budget, reserved_asset, atoms]
+        self._orders: dict[str, list[Any] | None] = {}
+        self._changed: set[str] = set()
+        self._gone: set[str] = set()
+        self._balances: dict[tuple[str, str], list[int]] = {}  # -> [available, reserved] atoms
+        # (account, symbol) -> [quantity, avg_cost, realized, fee atoms in this batch, quote]
+        self._positions: dict[tuple[str, str], list[Any]] = {}
+        self._fees: dict[str, int] = {}
+        self._last: dict[str, tuple[Decimal, int]] = {}
+
+    async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
+        for u in self._units.values():
+            self._decimals.setdefault(u.base, u.base_decimals)
+            self._decimals.setdefault(u.quote, u.quote_decimals)
+        orders: set[str] = set()
+        positions: set[tuple[str, str]] = set()
+        for envelope in envelopes:
+            event = envelope.event
+            if type(event) is TradeExecuted:
+                orders.add(event.maker_order_id)
+                orders.add(event.taker_order_id)
+                positions.add((event.maker_account_id, event.symbol))
+                positions.add((event.taker_account_id, event.symbol))
+            elif type(event) is OrderAmended:
+                orders.add(event.order_id)
+            elif (
+                type(event) is FundsDeposited or type(event) is FundsWithdrawn
+            ) and event.asset not in self._decimals:
+                self._decimals[event.asset] = await asset_decimals(tx, event.asset)
+        orders.difference_update(self._orders)
+        if orders:
+            for row in await tx.fetch(
+                "SELECT order_id, account_id, symbol, side, price_ticks, budget, reserved_asset, "
+                "reserved_atoms FROM portfolio_orders WHERE order_id = ANY($1::text[])",
+                list(orders),
+            ):
+                self._orders[row[0]] = [row[1], row[2], row[3], int(row[4]), bool(row[5]),
+                                        row[6], int(row[7])]  # fmt: skip
+        positions.difference_update(self._positions)
+        if positions:
+            for key in positions:
+                self._positions[key] = [ZERO, ZERO, ZERO, 0, None]
+            for row in await tx.fetch(
+                "SELECT p.account_id, p.symbol, p.quantity, p.avg_cost, p.realized_pnl "
+                "FROM unnest($1::text[], $2::text[]) AS k(account_id, symbol) "
+                "JOIN positions p USING (account_id, symbol)",
+                [k[0] for k in positions],
+                [k[1] for k in positions],
+            ):
+                self._positions[(row[0], row[1])] = [row[2], row[3], row[4], 0, None]
+
+    def project(self, envelope: Envelope) -> None:
         event = envelope.event
-        if isinstance(event, FundsDeposited | FundsWithdrawn):
-            decimals = await asset_decimals(tx, event.asset)
-            sign = 1 if isinstance(event, FundsDeposited) else -1
-            amount = Decimal(1).scaleb(-decimals) * (sign * event.amount_atoms)
-            await self._move(tx, event.account_id, event.asset, amount, ZERO)
-        elif isinstance(event, OrderAccepted):
-            u = await self.units(tx, event.symbol)
-            await tx.execute(
-                "INSERT INTO portfolio_orders (order_id, account_id, symbol, side, price_ticks, "
-                "budget, reserved_asset, reserved_atoms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                event.order_id,
-                event.account_id,
-                event.symbol,
-                event.side.value,
-                event.price_ticks,
-                event.quote_budget_atoms > 0,
-                event.reserved_asset,
-                Decimal(event.reserved_atoms),
-            )
-            held = u.amount(event.reserved_asset, event.reserved_atoms)
-            await self._move(tx, event.account_id, event.reserved_asset, -held, held)
-        elif isinstance(event, OrderCanceled):
-            u = await self.units(tx, event.symbol)
-            await tx.execute("DELETE FROM portfolio_orders WHERE order_id = $1", event.order_id)
-            freed = u.amount(event.released_asset, event.released_atoms)
-            await self._move(tx, event.account_id, event.released_asset, freed, -freed)
-        elif isinstance(event, OrderAmended):
-            await self._amend(tx, event)
-        elif isinstance(event, TradeExecuted):
-            await self._trade(tx, event)
+        if type(event) is TradeExecuted:
+            self._trade(event)
+        elif type(event) is OrderAccepted:
+            self._orders[event.order_id] = [
+                event.account_id, event.symbol, event.side.value, event.price_ticks,
+                event.quote_budget_atoms > 0, event.reserved_asset, event.reserved_atoms,
+            ]  # fmt: skip
+            self._changed.add(event.order_id)
+            self._move(event.account_id, event.reserved_asset, -event.reserved_atoms,
+                       event.reserved_atoms)  # fmt: skip
+        elif type(event) is OrderCanceled:
+            self._drop(event.order_id)
+            freed = event.released_atoms
+            self._move(event.account_id, event.released_asset, freed, -freed)
+        elif type(event) is OrderAmended:
+            order = self._order(event.order_id)
+            extra = event.reserved_atoms - order[6]
+            order[3], order[6] = event.new_price_ticks, event.reserved_atoms
+            self._changed.add(event.order_id)
+            self._move(event.account_id, order[5], -extra, extra)
+        elif type(event) is FundsDeposited:
+            self._move(event.account_id, event.asset, event.amount_atoms, 0)
+        elif type(event) is FundsWithdrawn:
+            self._move(event.account_id, event.asset, -event.amount_atoms, 0)
 
-    async def _move(
-        self, tx: Tx, account: str, asset: str, available: Decimal, reserved: Decimal
-    ) -> None:
-        await tx.execute(
-            """
-            INSERT INTO balances (account_id, asset, available, reserved) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (account_id, asset) DO UPDATE SET
-                available = balances.available + EXCLUDED.available,
-                reserved = balances.reserved + EXCLUDED.reserved
-            """,
-            account,
-            asset,
-            available,
-            reserved,
-        )
+    def _move(self, account: str, asset: str, available: int, reserved: int) -> None:
+        entry = self._balances.get((account, asset))
+        if entry is None:
+            self._balances[(account, asset)] = [available, reserved]
+        else:
+            entry[0] += available
+            entry[1] += reserved
 
-    async def _amend(self, tx: Tx, event: OrderAmended) -> None:
-        u = await self.units(tx, event.symbol)
-        row = await tx.fetchrow(
-            "SELECT reserved_asset, reserved_atoms FROM portfolio_orders WHERE order_id = $1",
-            event.order_id,
-        )
-        extra = event.reserved_atoms - int(row[1])
-        await tx.execute(
-            "UPDATE portfolio_orders SET price_ticks = $2, reserved_atoms = $3 WHERE order_id = $1",
-            event.order_id,
-            event.new_price_ticks,
-            Decimal(event.reserved_atoms),
-        )
-        held = u.amount(row[0], extra)
-        await self._move(tx, event.account_id, row[0], -held, held)
+    def _order(self, order_id: str) -> list[Any]:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise LookupError(f"portfolios: an event names order {order_id!r}, not live")
+        return order
 
-    async def _trade(self, tx: Tx, event: TradeExecuted) -> None:
-        u = await self.units(tx, event.symbol)
+    def _drop(self, order_id: str) -> None:
+        self._orders[order_id] = None
+        self._changed.discard(order_id)
+        self._gone.add(order_id)
+
+    def _spend(self, order_id: str, order: list[Any], atoms: int) -> None:
+        order[6] -= atoms
+        if order[6] == 0:  # a fully filled order has reserved nothing more: forget it
+            self._drop(order_id)
+        else:
+            self._changed.add(order_id)
+
+    def _trade(self, event: TradeExecuted) -> None:
+        u = self.unit(event.symbol)
         if event.taker_side is Side.BUY:
             buyer_id, seller_id = event.taker_order_id, event.maker_order_id
             buyer_fee, seller_fee = event.taker_fee_atoms, event.maker_fee_atoms
         else:
             buyer_id, seller_id = event.maker_order_id, event.taker_order_id
             buyer_fee, seller_fee = event.maker_fee_atoms, event.taker_fee_atoms
-        buyer = await self._order(tx, buyer_id)
-        seller = await self._order(tx, seller_id)
+        buyer, seller = self._order(buyer_id), self._order(seller_id)
         base_atoms = event.qty_lots * u.base_atoms_per_lot
         cost = event.notional_atoms + buyer_fee
-        release = cost if buyer[2] else event.qty_lots * u.buy_unit_cost(buyer[1])
-        await self._spend(tx, buyer_id, release)
-        await self._spend(tx, seller_id, base_atoms)
-        q, b = u.quote_amount, u.base_amount
-        await self._move(tx, buyer[0], u.quote, q(release - cost), -q(release))
-        await self._move(tx, buyer[0], u.base, b(base_atoms), ZERO)
-        await self._move(tx, seller[0], u.base, ZERO, -b(base_atoms))
-        await self._move(tx, seller[0], u.quote, q(event.notional_atoms - seller_fee), ZERO)
-        await tx.execute(
-            "INSERT INTO venue_fees (asset, collected) VALUES ($1, $2) ON CONFLICT (asset) "
-            "DO UPDATE SET collected = venue_fees.collected + EXCLUDED.collected",
-            u.quote,
-            q(buyer_fee + seller_fee),
-        )
+        release = cost if buyer[4] else event.qty_lots * u.buy_unit_cost(buyer[3])
+        self._spend(buyer_id, buyer, release)
+        self._spend(seller_id, seller, base_atoms)
+        self._move(buyer[0], u.quote, release - cost, -release)
+        self._move(buyer[0], u.base, base_atoms, 0)
+        self._move(seller[0], u.base, 0, -base_atoms)
+        self._move(seller[0], u.quote, event.notional_atoms - seller_fee, 0)
+        self._fees[u.quote] = self._fees.get(u.quote, 0) + buyer_fee + seller_fee
         price, qty = u.price(event.price_ticks), u.qty(event.qty_lots)
-        await self._position(tx, buyer[0], event.symbol, qty, price, q(buyer_fee))
-        await self._position(tx, seller[0], event.symbol, -qty, price, q(seller_fee))
-        await tx.execute(
-            "INSERT INTO last_prices (symbol, price, traded_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (symbol) DO UPDATE SET price = EXCLUDED.price, "
-            "traded_at = EXCLUDED.traded_at",
-            event.symbol,
-            price,
-            ns_to_datetime(event.timestamp_ns),
-        )
+        self._position(buyer[0], event.symbol, qty, price, buyer_fee, u.quote)
+        self._position(seller[0], event.symbol, -qty, price, seller_fee, u.quote)
+        self._last[event.symbol] = (price, event.timestamp_ns)
 
-    async def _order(self, tx: Tx, order_id: str) -> tuple[str, int, bool]:
-        row = await tx.fetchrow(
-            "SELECT account_id, price_ticks, budget FROM portfolio_orders WHERE order_id = $1",
-            order_id,
-        )
-        if row is None:
-            raise LookupError(f"portfolios: a trade names order {order_id!r}, never accepted")
-        return str(row[0]), int(row[1]), bool(row[2])
-
-    async def _spend(self, tx: Tx, order_id: str, atoms: int) -> None:
-        await tx.execute(
-            "UPDATE portfolio_orders SET reserved_atoms = reserved_atoms - $2 WHERE order_id = $1",
-            order_id,
-            Decimal(atoms),
-        )
-        # A fully filled order has reserved nothing more: forget it.
-        await tx.execute(
-            "DELETE FROM portfolio_orders WHERE order_id = $1 AND reserved_atoms = 0", order_id
-        )
-
-    async def _position(
-        self, tx: Tx, account: str, symbol: str, signed_qty: Decimal, price: Decimal, fee: Decimal
+    def _position(
+        self, account: str, symbol: str, signed_qty: Decimal, price: Decimal, fee: int, quote: str
     ) -> None:
-        row = await tx.fetchrow(
-            "SELECT quantity, avg_cost, realized_pnl FROM positions "
-            "WHERE account_id = $1 AND symbol = $2",
-            account,
-            symbol,
+        position = self._positions.get((account, symbol))
+        if position is None:
+            raise LookupError(f"portfolios: position {account}/{symbol} was not prepared")
+        position[0], position[1], position[2] = trade_position(
+            position[0], position[1], position[2], signed_qty, price
         )
-        quantity, avg_cost, realized = (ZERO, ZERO, ZERO) if row is None else tuple(row)
-        quantity, avg_cost, realized = trade_position(
-            quantity, avg_cost, realized, signed_qty, price
-        )
-        await tx.execute(
-            """
-            INSERT INTO positions (account_id, symbol, quantity, avg_cost, realized_pnl,
-                fees_paid) VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity,
-                avg_cost = EXCLUDED.avg_cost, realized_pnl = EXCLUDED.realized_pnl,
-                fees_paid = positions.fees_paid + EXCLUDED.fees_paid
-            """,
-            account,
-            symbol,
-            quantity,
-            avg_cost,
-            realized,
-            fee,
-        )
+        position[3] += fee
+        position[4] = quote
 
+    def _amount(self, asset: str, atoms: int) -> Decimal:
+        return Decimal(atoms).scaleb(-self._decimals[asset])
+
+    async def flush(self, tx: Tx) -> None:
+        if self._gone:
+            await tx.execute(
+                "DELETE FROM portfolio_orders WHERE order_id = ANY($1::text[])", list(self._gone)
+            )
+        changed = [(i, *o[:6], Decimal(o[6])) for i in self._changed
+                   if (o := self._orders[i]) is not None]  # fmt: skip
+        await insert_rows(tx, UPSERT_ORDERS, ORDER_COLUMNS, changed)
+        amount = self._amount
+        await insert_rows(
+            tx,
+            UPSERT_BALANCES,
+            BALANCE_COLUMNS,
+            [(a, asset, amount(asset, d[0]), amount(asset, d[1]))
+             for (a, asset), d in self._balances.items()],
+        )  # fmt: skip
+        await insert_rows(
+            tx, UPSERT_FEES, FEE_COLUMNS, [(a, amount(a, n)) for a, n in self._fees.items()]
+        )
+        await insert_rows(
+            tx,
+            UPSERT_POSITIONS,
+            POSITION_COLUMNS,
+            [(a, symbol, p[0], p[1], p[2], amount(p[4], p[3]))
+             for (a, symbol), p in self._positions.items() if p[4] is not None],
+        )  # fmt: skip
+        await insert_rows(
+            tx, UPSERT_LAST, LAST_COLUMNS, [(s, p, ns) for s, (p, ns) in self._last.items()]
+        )
+        self.reset()

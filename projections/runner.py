@@ -2,16 +2,21 @@
 
 Each projector's rows and its position (`projection_positions`) are written in one
 transaction; events at or below the stored position are skipped, so a redelivered message
-or a replayed batch changes nothing. The runner does not care where events come from: a
-`Source` (Kafka consumer group or the event store itself, both in `infra/`) hands it
+or a replayed batch changes nothing. A batch is applied to all projectors concurrently, each
+in its own transaction on its own connection. The runner does not care where events come
+from: a `Source` (Kafka consumer group or the event store itself, both in `infra/`) hands it
 batches in log order, and it tells the source when a batch is safely applied.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 from projections.base import Envelope, Projector, Tx, ns_to_datetime
@@ -46,16 +51,36 @@ class Source(Protocol):
 
 
 async def stored_position(tx: Tx, name: str, *, lock: bool = False) -> int:
+    if lock:
+        # One round trip: create the row if missing, lock it, read it.
+        return int(
+            await tx.fetchval(
+                "INSERT INTO projection_positions (name, position) VALUES ($1, 0) "
+                "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING position",
+                name,
+            )
+        )
     await tx.execute(
         "INSERT INTO projection_positions (name, position) VALUES ($1, 0) "
         "ON CONFLICT (name) DO NOTHING",
         name,
     )
-    query = "SELECT position FROM projection_positions WHERE name = $1"
-    return int(await tx.fetchval(query + (" FOR UPDATE" if lock else ""), name))
+    return int(await tx.fetchval("SELECT position FROM projection_positions WHERE name = $1", name))
+
+
+@dataclass
+class RunnerMetrics:
+    """What the runner applied, and the commit-to-read-model lag of its last batch."""
+
+    events: int = 0  # distinct events applied (the batch, not counted per projector)
+    batches: int = 0
+    lag_seconds: float | None = None  # last event of the last batch: commit -> all applied
 
 
 class ProjectionRunner:
+    """Applies each batch to every projector, each in its own transaction on its own
+    connection, concurrently (their database round trips overlap)."""
+
     def __init__(
         self,
         storage: Storage,
@@ -66,25 +91,38 @@ class ProjectionRunner:
         self.storage = storage
         self.projectors = list(projectors)
         self.backfill = backfill
+        self.metrics = RunnerMetrics()
 
     async def positions(self) -> dict[str, int]:
         async with self.storage.transaction() as tx:
             return {p.name: await stored_position(tx, p.name) for p in self.projectors}
 
     async def apply(self, batch: Sequence[Envelope]) -> None:
-        for projector in self.projectors:
-            await self.apply_to(projector, batch)
+        if not batch:
+            return
+        ordered = in_order(batch)
+        results = await asyncio.gather(
+            *(self.apply_to(p, ordered) for p in self.projectors), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # the first failure; the other projectors' batches committed
+        m = self.metrics
+        m.events, m.batches = m.events + len(ordered), m.batches + 1
+        last = ordered[-1].recorded_at_us
+        if last is not None:
+            m.lag_seconds = max(0.0, time.time() - last / 1e6)
 
     async def apply_to(self, projector: Projector, batch: Sequence[Envelope]) -> int:
-        """Apply the new part of `batch` to one projector; returns its position afterwards."""
+        """Apply the new part of `batch` to one projector; returns its position afterwards.
+        `batch` is in position order without duplicates (see `in_order`)."""
         try:
             async with self.storage.transaction() as tx:
                 position = await stored_position(tx, projector.name, lock=True)
                 fresh = await self._fresh(projector, position, batch)
                 if not fresh:
                     return position
-                for envelope in fresh:
-                    await projector.apply(tx, envelope)
+                await projector.apply_batch(tx, fresh)
                 await projector.flush(tx)
                 last = fresh[-1]
                 await tx.execute(
@@ -103,9 +141,15 @@ class ProjectionRunner:
         self, projector: Projector, position: int, batch: Sequence[Envelope]
     ) -> list[Envelope]:
         """The events after `position`, gap-free; a gap is filled from the log or refused."""
+        if (
+            batch
+            and batch[0].position == position + 1
+            and (batch[-1].position - batch[0].position == len(batch) - 1)
+        ):
+            return list(batch)  # the usual case: exactly the next run of positions
         fresh: list[Envelope] = []
         expected = position + 1
-        for envelope in sorted(batch, key=lambda e: e.position):
+        for envelope in batch:
             if envelope.position < expected:
                 continue  # already applied (redelivery) or a duplicate inside the batch
             if envelope.position > expected:
@@ -141,29 +185,63 @@ class ProjectionRunner:
             await source.applied(batch)
 
 
+def in_order(batch: Sequence[Envelope]) -> Sequence[Envelope]:
+    """The batch in position order, each position once (redeliveries can repeat one)."""
+    if all(a.position < b.position for a, b in pairwise(batch)):
+        return batch
+    return sorted({e.position: e for e in batch}.values(), key=lambda e: e.position)
+
+
+async def reset_read_models(storage: Storage, projectors: Sequence[Projector]) -> None:
+    """Empty the projectors' tables and set their positions to 0, in one transaction."""
+    async with storage.transaction() as tx:
+        await tx.execute(f"TRUNCATE {', '.join(t for p in projectors for t in p.tables)}")
+        await tx.execute(
+            "INSERT INTO projection_positions (name, position) SELECT unnest($1::text[]), 0 "
+            "ON CONFLICT (name) DO UPDATE SET position = 0, event_at = NULL, updated_at = now()",
+            [p.name for p in projectors],
+        )
+    for projector in projectors:
+        projector.reset()
+
+
+async def rebuild_all(
+    storage: Storage,
+    projectors: Sequence[Projector],
+    reader: EventReader,
+    *,
+    batch_size: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Empty the projectors' tables, reset their positions, and replay the whole log into
+    them: each batch is read (and decoded) once for all, the next read overlapping the
+    writes of the current one. Returns the last position applied."""
+    await reset_read_models(storage, projectors)
+    runner = ProjectionRunner(storage, projectors)
+    position = 0
+    batch = await reader.read_envelopes(0, batch_size)
+    while batch:
+        position = batch[-1].position
+        ahead = asyncio.ensure_future(reader.read_envelopes(position, batch_size))
+        try:
+            await runner.apply(batch)
+        except BaseException:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+            raise
+        if progress is not None:
+            progress(len(batch))
+        batch = await ahead
+    return position
+
+
 async def rebuild(
     storage: Storage,
     projector: Projector,
     reader: EventReader,
     *,
-    batch_size: int = 5_000,
+    batch_size: int = 10_000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Empty the projector's tables, reset its position, and replay the whole log into it."""
-    async with storage.transaction() as tx:
-        await tx.execute(f"TRUNCATE {', '.join(projector.tables)}")
-        await tx.execute(
-            "INSERT INTO projection_positions (name, position) VALUES ($1, 0) "
-            "ON CONFLICT (name) DO UPDATE SET position = 0, event_at = NULL, updated_at = now()",
-            projector.name,
-        )
-    projector.reset()
-    runner = ProjectionRunner(storage, [projector])
-    position = 0
-    while True:
-        batch = await reader.read_envelopes(position, batch_size)
-        if not batch:
-            return position
-        position = await runner.apply_to(projector, batch)
-        if progress is not None:
-            progress(len(batch))
+    """Empty one projector's tables, reset its position, and replay the whole log into it."""
+    return await rebuild_all(storage, [projector], reader, batch_size=batch_size, progress=progress)

@@ -1,40 +1,64 @@
-"""The trades read model: every execution, priced in Decimals, one row per trade."""
+"""The trades read model: every execution, priced in Decimals, one row per trade.
+
+A batch's trades are written with one multi-row INSERT. Raw trades may be dropped by
+retention (`infra/readmodels.py`: `drop_chunks` on TimescaleDB); the candles built from
+them stay.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.events import TradeExecuted
-from projections.base import Envelope, Projector, Tx, ns_to_datetime
+from projections.base import (
+    BIGINT,
+    NUMERIC,
+    TEXT,
+    TIME,
+    Envelope,
+    Projector,
+    Tx,
+    insert_rows,
+    insert_sql,
+)
+
+COLUMNS = (
+    ("symbol", TEXT), ("trade_id", BIGINT), ("executed_at", TIME), ("executed_at_ns", BIGINT),
+    ("price", NUMERIC), ("quantity", NUMERIC), ("notional", NUMERIC), ("taker_side", TEXT),
+    ("maker_order_id", TEXT), ("taker_order_id", TEXT), ("maker_account_id", TEXT),
+    ("taker_account_id", TEXT), ("maker_fee", NUMERIC), ("taker_fee", NUMERIC),
+    ("position", BIGINT),
+)  # fmt: skip
+INSERT = insert_sql("trades", COLUMNS)
 
 
 class TradesProjector(Projector):
     name = "trades"
     tables = ("trades",)
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list[tuple[Any, ...]] = []
+
+    def project(self, envelope: Envelope) -> None:
         event = envelope.event
-        if not isinstance(event, TradeExecuted):
+        if type(event) is not TradeExecuted:
             return
-        u = await self.units(tx, event.symbol)
-        await tx.execute(
-            """
-            INSERT INTO trades (symbol, trade_id, executed_at, executed_at_ns, price, quantity,
-                notional, taker_side, maker_order_id, taker_order_id, maker_account_id,
-                taker_account_id, maker_fee, taker_fee, position)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-            """,
-            event.symbol,
-            event.trade_id,
-            ns_to_datetime(event.timestamp_ns),
-            event.timestamp_ns,
-            u.price(event.price_ticks),
-            u.qty(event.qty_lots),
-            u.quote_amount(event.notional_atoms),
-            event.taker_side.value,
-            event.maker_order_id,
-            event.taker_order_id,
-            event.maker_account_id,
-            event.taker_account_id,
-            u.quote_amount(event.maker_fee_atoms),
-            u.quote_amount(event.taker_fee_atoms),
-            envelope.position,
-        )
+        u = self.unit(event.symbol)
+        self._rows.append(
+            (
+                event.symbol, event.trade_id, event.timestamp_ns, event.timestamp_ns,
+                u.price(event.price_ticks), u.qty(event.qty_lots),
+                u.quote_amount(event.notional_atoms), event.taker_side.value,
+                event.maker_order_id, event.taker_order_id, event.maker_account_id,
+                event.taker_account_id, u.quote_amount(event.maker_fee_atoms),
+                u.quote_amount(event.taker_fee_atoms), envelope.position,
+            )
+        )  # fmt: skip
+
+    async def flush(self, tx: Tx) -> None:
+        await insert_rows(tx, INSERT, COLUMNS, self._rows)
+        self._rows = []
+
+    def reset(self) -> None:
+        self._rows = []

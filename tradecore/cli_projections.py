@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from typing import Annotated
 
 import typer
@@ -38,10 +39,10 @@ def _stop_on_signals() -> asyncio.Event:
 
 @app.command("status")
 def status() -> None:
-    """Each projector's position and how many events it is behind; the relay's lag."""
+    """Each projector's position, how far behind the log it is (events and time); the relay's."""
     import asyncpg
 
-    from infra.readmodels import projection_status, relay_status
+    from infra.readmodels import oldest_unapplied_at, projection_status, relay_status
     from projections.registry import all_projectors
 
     settings = _settings()
@@ -51,18 +52,32 @@ def status() -> None:
         try:
             projectors = await projection_status(conn, [p.name for p in all_projectors()])
             relays = await relay_status(conn)
+            waiting = await oldest_unapplied_at(
+                conn, [p.position for p in projectors] + [r.position for r in relays]
+            )
+            now = await conn.fetchval("SELECT now()")
         finally:
             await conn.close()
-        typer.echo(f"{'projector':<14}{'position':>10}{'behind':>10}  last event at")
+
+        def lag(position: int) -> str:
+            oldest = waiting.get(position)
+            return "0 s" if oldest is None else f"{(now - oldest).total_seconds():,.1f} s"
+
+        typer.echo(f"{'projector':<14}{'position':>10}{'behind':>10}{'lag':>12}  last event at")
         for p in projectors:
             when = "-" if p.event_at is None else f"{p.event_at:%Y-%m-%d %H:%M:%S} UTC"
-            typer.echo(f"{p.name:<14}{p.position:>10}{p.behind:>10}  {when}")
+            typer.echo(f"{p.name:<14}{p.position:>10}{p.behind:>10}{lag(p.position):>12}  {when}")
         for r in relays:
-            lag = "-" if r.lag_seconds is None else f"{r.lag_seconds * 1000:.1f} ms"
+            ack = "-" if r.lag_seconds is None else f"{r.lag_seconds * 1000:.1f} ms"
             typer.echo(
                 f"relay {r.name}: published {r.position} of {r.head} "
-                f"({r.head - r.position} behind), last commit-to-ack lag {lag}"
+                f"({r.head - r.position} behind, lag {lag(r.position)}), "
+                f"last commit-to-ack lag {ack}"
             )
+        typer.echo(
+            "lag: age of the oldest event not yet applied (0 s when caught up), "
+            "by the database clock"
+        )
 
     asyncio.run(show())
 
@@ -70,11 +85,15 @@ def status() -> None:
 @app.command("rebuild")
 def rebuild(
     name: Annotated[str | None, typer.Argument(help="One projector; all when omitted.")] = None,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 10_000,
 ) -> None:
-    """Empty a read model and replay the whole event log into it (stop its runner first)."""
+    """Empty read models and replay the whole event log into them (stop the runner first).
+
+    All projectors are rebuilt together: each batch is read and decoded once and applied to
+    every projector concurrently."""
     from infra.readmodels import EventStoreSource, PostgresReadModels
     from projections.registry import all_projectors, projector_named
-    from projections.runner import rebuild as rebuild_projector
+    from projections.runner import rebuild_all
 
     settings = _settings()
     try:
@@ -92,12 +111,56 @@ def rebuild(
             head = int(
                 await reader.pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM events")
             )
-            for projector in chosen:
-                with typer.progressbar(length=head, label=f"rebuilding {projector.name}") as bar:
-                    await rebuild_projector(storage, projector, reader, progress=bar.update)
+            label = f"rebuilding {', '.join(p.name for p in chosen)}"
+            started = time.perf_counter()
+            with typer.progressbar(length=head, label=label, show_pos=True) as bar:
+                await rebuild_all(storage, chosen, reader, batch_size=batch, progress=bar.update)
+            took = time.perf_counter() - started
+            typer.echo(f"{head:,} events in {took:.1f} s ({head / max(took, 1e-9):,.0f} events/s)")
         finally:
             await reader.close()
             await storage.close()
+
+    asyncio.run(go())
+
+
+@app.command("retention")
+def retention(
+    keep: Annotated[
+        str,
+        typer.Option(
+            envvar="TRADECORE_TRADES_RETENTION",
+            help="Keep raw trades this long (30d, 12h, 90m); older ones are dropped.",
+        ),
+    ] = "30d",
+    every: Annotated[
+        float, typer.Option(help="Seconds between passes; 0 runs one pass and exits.")
+    ] = 0.0,
+) -> None:
+    """Drop raw trades older than --keep: whole chunks on TimescaleDB (`drop_chunks`), a
+    DELETE with a warning on plain PostgreSQL. Candles and statistics stay."""
+    from infra.readmodels import RetentionScheduler, parse_age
+
+    settings = _settings()
+    try:
+        age = parse_age(keep)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    if age is None:
+        typer.echo("retention is off")
+        return
+    scheduler = RetentionScheduler(settings.dsn, age, every=every or 3600.0)
+
+    async def go() -> None:
+        if not every:
+            done = await scheduler.run_once()
+            what = "chunks dropped" if done.method == "drop_chunks" else "rows deleted"
+            typer.echo(
+                f"{done.table}: {done.removed} {what} before {done.cutoff:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            return
+        await scheduler.run(_stop_on_signals())
 
     asyncio.run(go())
 

@@ -1,9 +1,10 @@
 """The read side as one service beside the gateway: the Kafka relay and the projector runner.
 
 `tradecore up` runs both in its own process (`tradecore projections relay` and
-`tradecore projections run` run them alone). The projectors consume Kafka when it is
-reachable, else the event store directly; either way each read model stays exactly once by
-its stored position.
+`tradecore projections run` run them alone), plus the retention scheduler that drops raw
+trades older than `TRADECORE_TRADES_RETENTION` (default 30d; `off` disables it). The
+projectors consume Kafka when it is reachable, else the event store directly; either way
+each read model stays exactly once by its stored position.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from gateway.health import ComponentHealth
 from infra.kafka_source import KafkaSource
-from infra.readmodels import EventStoreSource, PostgresReadModels
+from infra.readmodels import EventStoreSource, PostgresReadModels, RetentionScheduler, parse_age
 from infra.relay import Relay, ensure_topic
 from infra.settings import Settings
 from projections.registry import all_projectors
@@ -33,7 +34,14 @@ def log_topic(dsn: str) -> str:
 
 
 class ReadSide:
-    def __init__(self, settings: Settings, report: Report, *, dsn: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        report: Report,
+        *,
+        dsn: str | None = None,
+        retention: str | None = None,
+    ) -> None:
         self.settings = settings
         self.report = report
         self.dsn = dsn or settings.dsn
@@ -45,6 +53,9 @@ class ReadSide:
         self.store = EventStoreSource(self.dsn)
         self.source: KafkaSource | EventStoreSource | None = None
         self.runner = ProjectionRunner(self.storage, all_projectors(), backfill=self.store)
+        # How long raw trades are kept: "30d", "12h", "off"; None: the settings' choice.
+        keep = parse_age(settings.trades_retention if retention is None else retention)
+        self.retention = None if keep is None else RetentionScheduler(self.dsn, keep)
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._errors: dict[str, str] = {}
@@ -68,6 +79,9 @@ class ReadSide:
             via = "the event store"
         self._spawn("projections", self.runner.run(self.source))
         self.report(f"read models: {len(self.runner.projectors)} projectors fed from {via}")
+        if self.retention is not None:
+            self._spawn("retention", self.retention.run(self._stop))
+            self.report(f"retention: raw trades older than {self.retention.keep} are dropped")
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"tradecore-{name}")
@@ -95,7 +109,8 @@ class ReadSide:
 
     def health(self) -> list[ComponentHealth]:
         components = []
-        for name in ("relay", "projections"):
+        names = ("relay", "projections") + (("retention",) if self.retention else ())
+        for name in names:
             task = self._tasks.get(name)
             running = task is not None and not task.done()
             detail = self._errors.get(name, "")
@@ -103,6 +118,14 @@ class ReadSide:
                 m = self.relay.metrics
                 lag = "" if m.lag_seconds is None else f", lag {m.lag_seconds * 1000:.0f} ms"
                 detail = f"published to position {m.position:,}{lag}"
+            if name == "projections" and running and self.runner.metrics.lag_seconds is not None:
+                lag_ms = self.runner.metrics.lag_seconds * 1000
+                detail = f"{self.runner.metrics.events:,} events applied, lag {lag_ms:.0f} ms"
+            if name == "retention" and running and self.retention is not None:
+                last = self.retention.runs[-1] if self.retention.runs else None
+                detail = f"keeps trades {self.retention.keep}" + (
+                    f"; last pass {last.method} removed {last.removed}" if last else ""
+                )
             components.append(
                 ComponentHealth(
                     name=name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -129,19 +130,22 @@ class Crash(Exception):
 
 
 class CrashingAt(Projector):
-    """Wraps a projector and fails once when it reaches `position` (mid-batch)."""
+    """Wraps a projector and fails once when it reaches `position` (mid-batch): the events
+    before it are already folded into the batch when it dies."""
 
     def __init__(self, inner: Projector, position: int) -> None:
         super().__init__()
         self.inner, self.position = inner, position
         self.name, self.tables = inner.name, inner.tables
 
-    async def apply(self, tx: Tx, envelope: Envelope) -> None:
-        if envelope.position == self.position:
+    async def apply_batch(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
+        positions = [e.position for e in envelopes]
+        if self.position in positions:
+            await self.inner.apply_batch(tx, envelopes[: positions.index(self.position)])
             raise Crash(f"{self.name} died at {self.position}")
-        await self.inner.apply(tx, envelope)
+        await self.inner.apply_batch(tx, envelopes)
 
-    async def handle(self, tx: Tx, envelope: Envelope) -> None:
+    def project(self, envelope: Envelope) -> None:
         raise NotImplementedError
 
     async def flush(self, tx: Tx) -> None:

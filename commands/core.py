@@ -30,7 +30,7 @@ from typing import Any
 from commands.ports import EventStore, NewEvent, RecordedEvent, Snapshot, WriterFenced
 from domain.commands import Command
 from domain.events import Event, from_dict, to_dict
-from domain.kernel import exchange_from_snapshot, make_exchange
+from domain.kernel import exchange_from_snapshot, exchange_from_snapshot_text, make_exchange
 
 EVENT_NAMESPACE = uuid.UUID("5b0e7c8e-59f4-4d43-a0a4-5f6a1c1e7a10")
 STREAM_NAMESPACE = uuid.UUID("0c7d1f2a-8a8f-4f55-9f0e-3d2b6c9e4b21")
@@ -366,9 +366,15 @@ class Core:
         if snapshot is None:
             self.exchange, self.streams, self.position = make_exchange(), Streams(), 0
         else:
-            state = snapshot.loaded_state()
-            self.exchange = exchange_from_snapshot(state["exchange"])
-            self.streams = Streams(state["streams"])
+            split = snapshot.split_text()
+            if split is not None:
+                exchange_text, versions = split
+                self.exchange = exchange_from_snapshot_text(exchange_text)
+                self.streams = Streams(versions)
+            else:
+                state = snapshot.loaded_state()
+                self.exchange = exchange_from_snapshot(state["exchange"])
+                self.streams = Streams(state["streams"])
             self.position = snapshot.position
         self._last_snapshot = self.position
         await self.replay_tail()

@@ -77,6 +77,20 @@ class Snapshot:
     state: dict[str, Any]
     text: str | None = None
 
+    def split_text(self) -> tuple[str, dict[str, int]] | None:
+        """``(exchange JSON text, stream versions)`` when the state is held as the text the
+        core writes (``{"exchange":…,"streams":{…}}``), else None. The streams object maps
+        stream keys to ints, so its opening ``,"streams":{`` is the last one in the text."""
+        text = self.text
+        head, sep = '{"exchange":', ',"streams":{'
+        if self.state or text is None or not text.startswith(head):
+            return None
+        cut = text.rfind(sep)
+        if cut < 0:
+            return None
+        streams: dict[str, int] = json.loads(text[cut + len(sep) - 1 : -1])
+        return text[len(head) : cut], streams
+
     def loaded_state(self) -> dict[str, Any]:
         if self.text is not None and not self.state:
             loaded: dict[str, Any] = json.loads(self.text)

@@ -285,6 +285,16 @@ def make_exchange() -> AnyExchange:
     return FastExchange() if kernel_available() else Exchange()
 
 
+def exchange_from_snapshot_text(text: str) -> AnyExchange:
+    """An exchange restored from the JSON text of ``snapshot()``: the kernel reads the text
+    itself (no Python dict in between); the Python reference parses it."""
+    if kernel_available():
+        ex = FastExchange()
+        ex._k.load_snapshot_json(text)
+        return ex
+    return Exchange.from_snapshot(json.loads(text))
+
+
 def exchange_from_snapshot(data: dict[str, Any]) -> Exchange | FastExchange:
     """An exchange restored from ``snapshot()`` data (either implementation's)."""
     return FastExchange.from_snapshot(data) if kernel_available() else Exchange.from_snapshot(data)

@@ -335,9 +335,10 @@ class PostgresEventStore:
         if row is None:
             return None
         if row["state_zlib"] is not None:
-            state = await asyncio.to_thread(decompress_state, bytes(row["state_zlib"]))
-        else:
-            state = json.loads(row["state"])
+            # Kept as text: the core's kernel reads its part without a Python dict in between.
+            text = await asyncio.to_thread(decompress_text, bytes(row["state_zlib"]))
+            return Snapshot(int(row["position"]), str(row["state_hash"]), {}, text)
+        state = json.loads(row["state"])
         return Snapshot(int(row["position"]), str(row["state_hash"]), state)
 
 
@@ -349,9 +350,8 @@ def compress_text(text: str) -> bytes:
     return zlib.compress(text.encode(), 1)
 
 
-def decompress_state(blob: bytes) -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(zlib.decompress(blob))
-    return state
+def decompress_text(blob: bytes) -> str:
+    return zlib.decompress(blob).decode()
 
 
 def record_from_row(row: asyncpg.Record) -> RecordedEvent:

@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=1_000, help="closed-loop clients")
     parser.add_argument("--max-seconds", type=float, default=20.0)
     parser.add_argument("--max-batch", type=int, default=2_000)
-    parser.add_argument("--snapshot-every", type=int, default=50_000)
+    parser.add_argument("--snapshot-every", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--traders", type=int, default=50)
     parser.add_argument("--flow", type=int, default=0, help="flow commands (default: enough)")

@@ -306,7 +306,7 @@ class Core:
         store: EventStore,
         *,
         max_batch: int = 2_000,
-        snapshot_every: int = 50_000,
+        snapshot_every: int = 500_000,
         on_commit: Callable[[list[RecordedEvent]], None] | None = None,
     ) -> None:
         self.store = store

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     http_port: int = 8000
 
     # The core, and the demo market that `tradecore up` drives it with.
-    snapshot_every: int = 50_000
+    snapshot_every: int = 500_000
     demo_market: bool = True
     demo_rate: float = 100.0
     demo_seed: int = 7

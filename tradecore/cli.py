@@ -172,7 +172,7 @@ def simulate(
         Path | None,
         typer.Option(help="Append one JSON line per acknowledged command (id and positions)."),
     ] = None,
-    snapshot_every: Annotated[int, typer.Option(help="Snapshot the core every N events.")] = 50_000,
+    snapshot_every: Annotated[int, typer.Option(help="Snapshot every N events.")] = 500_000,
     migrate: Annotated[bool, typer.Option(help="Upgrade the schema first.")] = True,
 ) -> None:
     """Run the core on the event store and drive it with a seeded demo market (Ctrl-C stops).

@@ -40,7 +40,7 @@ class MarketOptions:
     clients: int = 8
     count: int | None = None
     duration: float | None = None
-    snapshot_every: int = 50_000
+    snapshot_every: int = 500_000
     acks: Path | None = None
     progress_every: float = 5.0
     run_id: str = field(default_factory=lambda: f"r{time.time_ns():x}")
@@ -57,7 +57,7 @@ class CoreService:
         self,
         dsn: str,
         *,
-        snapshot_every: int = 50_000,
+        snapshot_every: int = 500_000,
         on_commit: Callable[[list[RecordedEvent]], None] | None = None,
     ) -> None:
         self.store = PostgresEventStore(dsn)

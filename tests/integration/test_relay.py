@@ -228,6 +228,7 @@ async def test_the_relay_survives_a_broker_restart_mid_stream_without_losing_an_
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert relay.metrics.reconnects >= 1
+    # Whether the producer had to be rebuilt (metrics.reconnects) depends on how long the
+    # broker was away; what must hold either way is below: every event, once, in order.
     messages = await consume_all(servers, topic, during)
     assert in_log_order(messages) == list(range(1, during + 1))

@@ -177,9 +177,9 @@ async def run(args: argparse.Namespace, dsn: str) -> list[str]:
                 load = time.perf_counter() - started
                 assert raw is not None
                 started = time.perf_counter()
-                split = raw.split_text()
-                if split is not None:
-                    exchange_from_snapshot_text(split[0])
+                parts = raw.split_text()
+                if parts is not None:
+                    exchange_from_snapshot_text(parts[0])
                     how = "exchange_from_snapshot_text (the kernel reads the text)"
                 else:
                     Exchange.from_snapshot(raw.loaded_state()["exchange"])

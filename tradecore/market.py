@@ -13,6 +13,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -197,7 +198,16 @@ class DemoMarket:
 
 
 async def run_foreground(dsn: str, options: MarketOptions, report: Report) -> DriveStats:
-    """`tradecore simulate`: run until count/duration or Ctrl-C, then stop cleanly."""
+    """`tradecore simulate`: run until count/duration, Ctrl-C or SIGTERM, then stop cleanly.
+
+    The signal handlers are installed here because a process started in the background by a
+    shell inherits SIGINT as ignored, and asyncio then leaves it so."""
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main is not None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, main.cancel)
     service = CoreService(dsn, snapshot_every=options.snapshot_every)
     await service.start()
     market = DemoMarket(service.core, options, report)

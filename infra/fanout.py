@@ -641,6 +641,9 @@ def snapshot_data(channel: Channel, state: dict[str, str]) -> dict[str, Any]:
     return {"alerts": []}
 
 
+UNLISTED_RETRIES, UNLISTED_RETRY_S = 20, 0.05  # how long a just-listed symbol may lag
+
+
 class RedisLiveFeed:
     """One pub/sub connection per gateway process, shared by its local listeners."""
 
@@ -715,18 +718,25 @@ class RedisLiveFeed:
                     await self._pubsub.unsubscribe(self.key(channel))
 
     async def snapshot(self, channel: Channel) -> ChannelSnapshot | None:
-        """The channel's current snapshot and seq (atomically); None for an unknown symbol."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(self.key(f"state:{channel.name}"))
-        pipe.hget(self.key("seq"), channel.name)
-        if channel.symbol is not None:
-            pipe.sismember(self.key("symbols"), channel.symbol)
-        try:
-            replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise ServiceUnavailable(f"Redis: {type(exc).__name__}: {exc}") from None
-        if channel.symbol is not None and not replies[2]:
-            return None
+        """The channel's current snapshot and seq (atomically); None for an unknown symbol.
+
+        A symbol listed a moment ago may not be published yet (the publisher runs after
+        COMMIT, on its own task), so an unknown symbol is asked about again for a second."""
+        for attempt in range(UNLISTED_RETRIES + 1):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hgetall(self.key(f"state:{channel.name}"))
+            pipe.hget(self.key("seq"), channel.name)
+            if channel.symbol is not None:
+                pipe.sismember(self.key("symbols"), channel.symbol)
+            try:
+                replies = await pipe.execute()
+            except (RedisError, OSError) as exc:
+                raise ServiceUnavailable(f"Redis: {type(exc).__name__}: {exc}") from None
+            if channel.symbol is None or replies[2]:
+                break
+            if attempt == UNLISTED_RETRIES:
+                return None
+            await asyncio.sleep(UNLISTED_RETRY_S)
         state = {k.decode(): v.decode() for k, v in replies[0].items()}
         seq = 0 if replies[1] is None else int(replies[1])
         return ChannelSnapshot(channel.name, seq, snapshot_data(channel, state))

@@ -69,6 +69,27 @@ class Candle:
     first_trade_id: int
     last_trade_id: int
 
+    @classmethod
+    def of_trade(
+        cls, price: Decimal, volume: Decimal, quote_volume: Decimal, trade_id: int
+    ) -> Candle:
+        """The candle of a bucket's first trade."""
+        return cls(price, price, price, price, volume, quote_volume, 1, trade_id, trade_id)
+
+    def add_trade(
+        self, price: Decimal, volume: Decimal, quote_volume: Decimal, trade_id: int
+    ) -> None:
+        """Fold in a later trade of the same bucket."""
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.close = price
+        self.volume += volume
+        self.quote_volume += quote_volume
+        self.trade_count += 1
+        self.last_trade_id = trade_id
+
     def merge(self, later: Candle) -> None:
         """Fold in a candle of the same bucket made of later trades."""
         self.high = max(self.high, later.high)
@@ -105,18 +126,9 @@ class CandlesProjector(Projector):
             key = (event.symbol, interval, ns - ns % width)
             candle = pending.get(key)
             if candle is None:
-                pending[key] = Candle(price, price, price, price, volume, quote_volume, 1,
-                                      event.trade_id, event.trade_id)  # fmt: skip
+                pending[key] = Candle.of_trade(price, volume, quote_volume, event.trade_id)
             else:
-                if price > candle.high:
-                    candle.high = price
-                if price < candle.low:
-                    candle.low = price
-                candle.close = price
-                candle.volume += volume
-                candle.quote_volume += quote_volume
-                candle.trade_count += 1
-                candle.last_trade_id = event.trade_id
+                candle.add_trade(price, volume, quote_volume, event.trade_id)
 
     async def flush(self, tx: Tx) -> None:
         """Merge the batch's candles with the stored ones (one read), write them (one upsert)."""

@@ -64,17 +64,9 @@ class MarketStatsProjector(Projector):
         key = (event.symbol, minute)
         part = self._minutes.get(key)
         if part is None:
-            self._minutes[key] = Candle(price, price, price, price, volume, quote_volume, 1,
-                                        event.trade_id, event.trade_id)  # fmt: skip
+            self._minutes[key] = Candle.of_trade(price, volume, quote_volume, event.trade_id)
         else:
-            if price > part.high:
-                part.high = price
-            if price < part.low:
-                part.low = price
-            part.close = price
-            part.volume += volume
-            part.quote_volume += quote_volume
-            part.trade_count += 1
+            part.add_trade(price, volume, quote_volume, event.trade_id)
         latest = self._touched.get(event.symbol)
         if latest is None or minute > latest:
             self._touched[event.symbol] = minute

@@ -338,9 +338,7 @@ async def run_core(
         phases = [await offered_rate(core, commands, args.rate, args.offered_seconds, counter)]
         for line in phases[0].report():
             say(line)
-        phases.append(
-            await max_throughput(core, commands, args.clients, args.max_seconds, counter)
-        )
+        phases.append(await max_throughput(core, commands, args.clients, args.max_seconds, counter))
         for line in phases[1].report():
             say(line)
         head, _ = await store.head()

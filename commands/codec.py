@@ -22,6 +22,7 @@ from domain.commands import (
     ResumeTrading,
     WithdrawFunds,
 )
+from domain.values import MAX_DIGITS, MAX_EXPONENT
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     "list_instrument": ListInstrument,
@@ -70,6 +71,13 @@ def _decode(hint: Any, raw: Any, name: str) -> Any:
             raise CommandDecodeError("not_a_decimal", f"{raw!r} is not a decimal", name) from None
         if not value.is_finite():
             raise CommandDecodeError("not_a_decimal", f"{raw!r} is not a finite decimal", name)
+        _, digits, exponent = value.as_tuple()
+        if len(digits) > MAX_DIGITS or abs(int(exponent)) > MAX_EXPONENT:
+            raise CommandDecodeError(
+                "out_of_range",
+                f"at most {MAX_DIGITS} significant digits and an exponent within ±{MAX_EXPONENT}",
+                name,
+            )
         return value
     if hint is bool:
         if not isinstance(raw, bool):

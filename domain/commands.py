@@ -2,8 +2,10 @@
 
 Prices, quantities and amounts arrive as ``Decimal`` (the boundary); the exchange converts
 them exactly to ticks, lots and atoms and rejects what does not fit. Construction refuses
-floats with ``TypeError``. ``command_id`` must be unique per command; ``timestamp_ns`` is UTC
-nanoseconds supplied by the caller (the domain never reads a clock).
+floats with ``TypeError``, and finite decimals with more than ``MAX_DIGITS`` significant
+digits or an exponent beyond ``±MAX_EXPONENT`` with ``ValueError``. ``command_id`` must be
+unique per command; ``timestamp_ns`` is UTC nanoseconds supplied by the caller (the domain
+never reads a clock).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.values import (
+    MAX_DIGITS,
+    MAX_EXPONENT,
     AccountId,
     Asset,
     ClientOrderId,
@@ -29,6 +33,13 @@ def _check_decimal(value: object, name: str, optional: bool) -> None:
         return
     if not isinstance(value, Decimal):
         raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
+    if value.is_finite():  # non-finite values are decided (and rejected) by the exchange
+        _, digits, exponent = value.as_tuple()
+        if len(digits) > MAX_DIGITS:
+            raise ValueError(f"{name} has more than {MAX_DIGITS} significant digits")
+        assert isinstance(exponent, int)
+        if abs(exponent) > MAX_EXPONENT:
+            raise ValueError(f"{name} has an exponent beyond ±{MAX_EXPONENT}")
 
 
 def _check_int(value: object, name: str) -> None:

@@ -445,9 +445,7 @@ def _make_decoder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
         else:
             lines.append("    raise _tc_not_fast")
     lines.append(f"    return _tc_build({', '.join(names)})")
-    decoder: Callable[[dict[str, Any]], Event] = _exec(
-        "\n".join(lines) + "\n", namespace, "decode"
-    )
+    decoder: Callable[[dict[str, Any]], Event] = _exec("\n".join(lines) + "\n", namespace, "decode")
     return decoder
 
 
@@ -464,8 +462,23 @@ def builder(cls: type[E]) -> Callable[..., E]:
 # Typed positional builders of the events the matching loop emits (arguments in field order).
 new_order_accepted: Callable[
     [
-        str, str, int, OrderId, AccountId, Symbol, ClientOrderId, Side, OrderType, TimeInForce,
-        bool, SelfTradePrevention, int, int, int, Asset, int,
+        str,
+        str,
+        int,
+        OrderId,
+        AccountId,
+        Symbol,
+        ClientOrderId,
+        Side,
+        OrderType,
+        TimeInForce,
+        bool,
+        SelfTradePrevention,
+        int,
+        int,
+        int,
+        Asset,
+        int,
     ],
     OrderAccepted,
 ] = builder(OrderAccepted)
@@ -477,8 +490,21 @@ new_order_rested: Callable[
 ] = builder(OrderRested)
 new_trade_executed: Callable[
     [
-        str, str, int, Symbol, int, int, int, int, OrderId, OrderId, AccountId, AccountId, Side,
-        int, int,
+        str,
+        str,
+        int,
+        Symbol,
+        int,
+        int,
+        int,
+        int,
+        OrderId,
+        OrderId,
+        AccountId,
+        AccountId,
+        Side,
+        int,
+        int,
     ],
     TradeExecuted,
 ] = builder(TradeExecuted)

@@ -65,6 +65,7 @@ from domain.events import (
 from domain.instruments import BPS, Instrument, ListingError, build_instrument
 from domain.outcome import Outcome, new_outcome
 from domain.values import (
+    MAX_UNITS,
     AccountId,
     Asset,
     CancelReason,
@@ -409,6 +410,11 @@ class Exchange:
     def _deposit_funds(self, cmd: DepositFunds) -> None:
         try:
             atoms = self._amount_in_atoms(cmd.account_id, cmd.asset, cmd.amount)
+            if atoms >= MAX_UNITS:
+                raise _Reject(Reason.INVALID_AMOUNT, "amount reaches 10^36 atoms: too large")
+            bal = self.accounts[cmd.account_id].balances.get(cmd.asset)
+            if bal is not None and bal.available + bal.reserved + atoms >= MAX_UNITS:
+                raise _Reject(Reason.INVALID_AMOUNT, "the balance would reach 10^36 atoms")
         except _Reject as rej:
             self._reject_command(cmd, cmd.account_id, rej.reason, rej.detail)
             return
@@ -861,9 +867,13 @@ class Exchange:
     def _record_client_order(self, event: Event) -> None:
         """Remember each PlaceOrder's outcome events, keyed by (account, client order id)."""
         kind = type(event)
-        if kind is not TradeExecuted and kind is not OrderRested and (
-            isinstance(event, OrderAccepted)
-            or (isinstance(event, OrderRejected) and event.reason not in _NOT_RECORDED)
+        if (
+            kind is not TradeExecuted
+            and kind is not OrderRested
+            and (
+                isinstance(event, OrderAccepted)
+                or (isinstance(event, OrderRejected) and event.reason not in _NOT_RECORDED)
+            )
         ):
             record = ClientOrderRecord(event.order_id, [event])
             key = (event.account_id, event.client_order_id)

@@ -17,7 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from domain.values import Asset, ConversionError, Symbol, TradingStatus, to_units
+from domain.values import (
+    MAX_LISTING_NOTIONAL,
+    MAX_UNITS,
+    Asset,
+    ConversionError,
+    Symbol,
+    TradingStatus,
+    to_units,
+)
 
 BPS = 10_000
 
@@ -94,6 +102,18 @@ def fee(notional: int, bps: int) -> int:
     return -((-notional * bps) // BPS)
 
 
+def _coefficient(value: Decimal) -> int:
+    if not value.is_finite():
+        return 0  # refused below, as not a whole number of units
+    return int("".join(map(str, value.as_tuple().digits)))
+
+
+def _bounded(name: str, units: int) -> int:
+    if abs(units) >= MAX_UNITS:
+        raise ListingError(f"{name} reaches 10^36 units: too large")
+    return units
+
+
 class ListingError(ValueError):
     """An instrument specification that cannot be listed; ``detail`` says why."""
 
@@ -120,19 +140,25 @@ def build_instrument(
     for name, dec in (("base_decimals", base_decimals), ("quote_decimals", quote_decimals)):
         if not 0 <= dec <= 18:
             raise ListingError(f"{name} must be within 0..18")
-    if tick_size <= 0 or lot_size <= 0:
+    if tick_size.is_nan() or lot_size.is_nan() or tick_size <= 0 or lot_size <= 0:
         raise ListingError("tick_size and lot_size must be positive")
     for name, bps in (("maker_fee_bps", maker_fee_bps), ("taker_fee_bps", taker_fee_bps)):
         if not 0 <= bps <= BPS:
             raise ListingError(f"{name} must be within 0..{BPS}")
     if not 0 < price_band_bps < BPS:
         raise ListingError(f"price_band_bps must be within 1..{BPS - 1}")
+    if _coefficient(tick_size) * _coefficient(lot_size) >= 10**28:
+        # the product would be rounded by the default decimal context
+        raise ListingError("tick_size * lot_size has more than 28 significant digits")
     try:
-        quote_per_tick_lot = to_units(tick_size * lot_size, Decimal(1).scaleb(-quote_decimals))
+        quote_per_tick_lot = _bounded(
+            "tick_size * lot_size",
+            to_units(tick_size * lot_size, Decimal(1).scaleb(-quote_decimals)),
+        )
     except ConversionError as exc:
         raise ListingError("tick_size * lot_size is not a whole number of quote atoms") from exc
     try:
-        base_per_lot = to_units(lot_size, Decimal(1).scaleb(-base_decimals))
+        base_per_lot = _bounded("lot_size", to_units(lot_size, Decimal(1).scaleb(-base_decimals)))
     except ConversionError as exc:
         raise ListingError("lot_size is not a whole number of base atoms") from exc
     try:
@@ -140,14 +166,21 @@ def build_instrument(
         max_lots = to_units(max_qty, lot_size)
     except ConversionError as exc:
         raise ListingError("min_qty and max_qty must be multiples of lot_size") from exc
+    _bounded("min_qty", min_lots)
+    _bounded("max_qty", max_lots)
     if not 0 < min_lots <= max_lots:
         raise ListingError("need 0 < min_qty <= max_qty")
     try:
-        reference_ticks = to_units(reference_price, tick_size)
+        reference_ticks = _bounded("reference_price", to_units(reference_price, tick_size))
     except ConversionError as exc:
         raise ListingError("reference_price must be a multiple of tick_size") from exc
     if reference_ticks <= 0:
         raise ListingError("reference_price must be positive")
+    if (
+        max_lots * quote_per_tick_lot * reference_ticks >= MAX_LISTING_NOTIONAL
+        or max_lots * base_per_lot >= MAX_LISTING_NOTIONAL
+    ):
+        raise ListingError("max_qty at reference_price reaches 10^30 atoms: too large")
     return Instrument(
         symbol=symbol,
         base=base,

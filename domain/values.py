@@ -118,6 +118,20 @@ def require_decimal(value: object, name: str = "value") -> Decimal:
     return result
 
 
+MAX_DIGITS = 38
+"""Most significant digits a price, quantity or amount may have (commands refuse more)."""
+
+MAX_EXPONENT = 60
+"""Largest decimal exponent, either sign, of a price, quantity or amount in a command."""
+
+MAX_UNITS = 10**36
+"""Listings and balances stay below this many units (ticks, lots, atoms): the kernel's range."""
+
+MAX_LISTING_NOTIONAL = 10**30
+"""A listing's largest order at the reference price stays below this many atoms of either
+asset, which leaves a factor of a million for prices to move before ``MAX_UNITS``."""
+
+
 def to_units(value: Decimal, unit: Decimal) -> int:
     """Exact number of ``unit`` in ``value``; raise ``ConversionError`` on a non-multiple.
 

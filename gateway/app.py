@@ -36,9 +36,7 @@ def create_app(
     """The gateway. ``lifespan`` starts and stops what runs beside it (the core, the demo);
     ``services`` (the core, users, Redis-backed stores) adds the REST API to /health, and
     ``graphql`` (with ``services``) the GraphQL API at /graphql."""
-    app = FastAPI(
-        title="Tradecore", version=version, lifespan=lifespan, description=DESCRIPTION
-    )
+    app = FastAPI(title="Tradecore", version=version, lifespan=lifespan, description=DESCRIPTION)
     install_error_handlers(app)
     max_body = DEFAULT_MAX_BODY if services is None else services.config.max_body
     app.add_middleware(BodyGuard, max_body=max_body)

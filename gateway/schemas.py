@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.values import MAX_DIGITS
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 ASSET_PATTERN = r"^[A-Za-z0-9]{1,16}$"
@@ -47,7 +49,12 @@ def _decimal(raw: Any) -> Decimal:
         raise PydanticCustomError("wrong_type", "must be a decimal string")
     if not _DECIMAL_RE.match(raw):
         raise PydanticCustomError("not_a_decimal", "{raw!r} is not a decimal", {"raw": raw})
-    return Decimal(raw)
+    value = Decimal(raw)
+    if len(value.as_tuple().digits) > MAX_DIGITS:
+        raise PydanticCustomError(
+            "too_many_digits", "more than {limit} significant digits", {"limit": MAX_DIGITS}
+        )
+    return value
 
 
 DecimalIn = Annotated[
@@ -59,7 +66,7 @@ DecimalIn = Annotated[
                 {"type": "string", "pattern": DECIMAL_PATTERN},
                 {"type": "integer", "minimum": -INT_BOUND, "maximum": INT_BOUND},
             ],
-            "description": "a decimal string such as \"30000.50\" (or an integer)",
+            "description": 'a decimal string such as "30000.50" (or an integer)',
         }
     ),
 ]

@@ -66,9 +66,7 @@ class RedisTokenRevocations:
         stamp = str(int(time.time()) if at is None else at)
         await guarded(lambda: self.redis.set(self._k("rev", "user", username), stamp, ex=ttl_s))
 
-    async def is_revoked(
-        self, jti: str, family: str | None, username: str, issued_at: int
-    ) -> bool:
+    async def is_revoked(self, jti: str, family: str | None, username: str, issued_at: int) -> bool:
         keys = [self._k("rev", "jti", jti), self._k("rev", "user", username)]
         if family is not None:
             keys.append(self._k("rev", "fam", family))
@@ -108,9 +106,7 @@ class RedisIdempotencyStore:
             return IdempotencyBegin("new")
         raw = await guarded(lambda: self.redis.get(self._k(key)))
         if raw is None:  # expired or abandoned in between: try once more
-            again = await guarded(
-                lambda: self.redis.set(self._k(key), pending, nx=True, ex=ttl_s)
-            )
+            again = await guarded(lambda: self.redis.set(self._k(key), pending, nx=True, ex=ttl_s))
             return IdempotencyBegin("new" if again else "in_progress")
         record = json.loads(raw)
         if record["fp"] != fingerprint:

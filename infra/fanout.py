@@ -54,6 +54,7 @@ from gateway.ws.channels import (
 
 log = logging.getLogger(__name__)
 
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

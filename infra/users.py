@@ -71,6 +71,8 @@ class PostgresUserDirectory:
     # -- the gateway's port -------------------------------------------------------------------
 
     async def get(self, username: str) -> User | None:
+        if "\x00" in username:  # PostgreSQL text cannot hold NUL: no such user
+            return None
         row = await self.pool.fetchrow(
             "SELECT username, role, accounts, disabled FROM users WHERE username = $1", username
         )
@@ -78,11 +80,13 @@ class PostgresUserDirectory:
 
     async def authenticate(self, username: str, password: str) -> User | None:
         try:
-            row = await self.pool.fetchrow(
-                "SELECT username, role, accounts, disabled, password_hash FROM users "
-                "WHERE username = $1",
-                username,
-            )
+            row = None
+            if "\x00" not in username:  # PostgreSQL text cannot hold NUL: no such user
+                row = await self.pool.fetchrow(
+                    "SELECT username, role, accounts, disabled, password_hash FROM users "
+                    "WHERE username = $1",
+                    username,
+                )
         except (OSError, asyncpg.PostgresError) as exc:
             raise ServiceUnavailable(f"the user directory does not answer: {exc}") from exc
         has_password = row is not None and bool(row["password_hash"])
@@ -99,6 +103,8 @@ class PostgresUserDirectory:
             return False
 
     async def authenticate_api_key(self, key_id: str, secret: str) -> User | None:
+        if "\x00" in key_id:
+            return None
         row = await self.pool.fetchrow(
             "SELECT u.username, u.role, u.accounts, u.disabled, k.secret_hash FROM api_keys k "
             "JOIN users u USING (username) WHERE k.key_id = $1 AND k.revoked_at IS NULL",

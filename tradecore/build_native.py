@@ -94,8 +94,10 @@ def build_kernel(quiet: bool = False) -> bool:
     if cargo is None:
         clean_kernel()
         return _warn_kernel("cargo is not installed (https://rustup.rs)")
-    if KERNEL_STAMP.exists() and kernel_files() and KERNEL_STAMP.read_text().strip() == (
-        _kernel_digest()
+    if (
+        KERNEL_STAMP.exists()
+        and kernel_files()
+        and KERNEL_STAMP.read_text().strip() == (_kernel_digest())
     ):
         if not quiet:
             print("==> Rust kernel is up to date")

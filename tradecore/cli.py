@@ -197,9 +197,15 @@ def simulate(
                 "Start the services with `tradecore stack up`."
             ) from exc
     options = MarketOptions(
-        seed=seed, rate=rate, clients=clients, traders=traders, count=count, duration=duration,
+        seed=seed,
+        rate=rate,
+        clients=clients,
+        traders=traders,
+        count=count,
+        duration=duration,
         symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
-        acks=acks, snapshot_every=snapshot_every,
+        acks=acks,
+        snapshot_every=snapshot_every,
     )
     try:
         stats = asyncio.run(run_foreground(settings.dsn, options, say))

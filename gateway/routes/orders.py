@@ -80,9 +80,7 @@ async def place_order(
         )
 
     print_ = fingerprint("POST", f"/accounts/{account_id}/orders", body.model_dump(mode="json"))
-    return await execute(
-        services, principal.username, headers, print_, build, order_id=order_id
-    )
+    return await execute(services, principal.username, headers, print_, build, order_id=order_id)
 
 
 @router.delete(

@@ -171,3 +171,26 @@ async def test_a_second_core_on_the_same_store_is_refused(
             await Core(other_store).start("second-core")
     finally:
         await other_store.close()
+
+
+async def test_values_beyond_the_kernels_range_are_rejected_and_the_core_runs_on(
+    core: Core,
+) -> None:
+    # Schemathesis found this listing: it once stopped the core with OverflowError.
+    from decimal import Decimal
+
+    from domain.values import Asset, Symbol
+
+    huge = f.list_instrument(
+        symbol=Symbol("HUGE-USD"), base=Asset("HUGE"), tick_size=Decimal("40"),
+        lot_size=Decimal("1E+24"), min_qty=Decimal("1E+24"), max_qty=Decimal("1E+24"),
+        reference_price=Decimal("1880"), quote_decimals=15,
+    )  # fmt: skip
+    rejected = await core.submit(huge)
+    assert [e.event_type for e in rejected.events] == ["CommandRejected"]
+    assert "10^36 units: too large" in rejected.events[0].detail
+    flood = await core.submit(f.deposit(f.ALICE, f.USD, "1E+40"))
+    assert flood.events[0].event_type == "CommandRejected"
+    assert core.fatal is None
+    after = await core.submit(f.sell(f.BOB, "100.00", "1"))
+    assert after.events[0].event_type == "OrderAccepted"

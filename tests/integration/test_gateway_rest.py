@@ -175,6 +175,27 @@ def test_malformed_float_and_oversized_bodies_write_nothing(gateway: Gateway) ->
     assert event_count(gateway.dsn) == before
 
 
+def test_numbers_beyond_the_kernels_range_and_nul_bytes_are_refused_with_a_reason(
+    gateway: Gateway,
+) -> None:
+    before = event_count(gateway.dsn)
+    headers = bearer(login(gateway.client, "alice")["access_token"])
+    order = {
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "price": "1" * 24 + "." + "1" * 18,
+        "quantity": "1",
+    }
+    response = gateway.client.post("/accounts/alice-1/orders", json=order, headers=headers)
+    assert response.status_code == 422
+    assert "38 significant digits" in response.text
+    nul = {"grant_type": "password", "username": "ali\x00ce", "password": PASSWORD}
+    response = gateway.client.post("/auth/token", data=nul)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_credentials"
+    assert event_count(gateway.dsn) == before
+
+
 def test_a_reused_refresh_token_revokes_the_login_in_redis(gateway: Gateway) -> None:
     first = login(gateway.client, "alice")
     grant = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
@@ -199,9 +220,7 @@ def test_an_idempotency_key_replays_the_first_response_from_redis(gateway: Gatew
 
 def test_the_per_user_rate_limit_answers_429_with_retry_after(gateway: Gateway) -> None:
     token = login(gateway.client, "auditor")["access_token"]
-    statuses = [
-        gateway.client.get("/auth/me", headers=bearer(token)).status_code for _ in range(6)
-    ]
+    statuses = [gateway.client.get("/auth/me", headers=bearer(token)).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
     limited = gateway.client.get("/auth/me", headers=bearer(token))
     assert 1 <= int(limited.headers["Retry-After"]) <= 30

@@ -31,9 +31,9 @@ from tests.unit.projections.scenario import market_commands
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def consume_all(servers: str, topic: str, expected: int, timeout: float = 60) -> list[
-    tuple[int, dict[str, bytes], bytes]
-]:
+async def consume_all(
+    servers: str, topic: str, expected: int, timeout: float = 60
+) -> list[tuple[int, dict[str, bytes], bytes]]:
     """Every message of the topic from the start: (position, headers, value), in offset order."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
@@ -82,9 +82,9 @@ async def wait_published(dsn: str, head: int, timeout: float = 90) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         async with asyncio.timeout(timeout):
-            while (await relay_status(conn) or [None])[0] is None or (
-                await relay_status(conn)
-            )[0].position < head:
+            while (await relay_status(conn) or [None])[0] is None or (await relay_status(conn))[
+                0
+            ].position < head:
                 await asyncio.sleep(0.1)
     finally:
         await conn.close()

@@ -65,6 +65,7 @@ def test_bad_lines_are_refused_with_line_and_reason_and_change_nothing(tmp_path:
              order_type="limit", order_id="o9", client_order_id="a9", price="abc",
              quantity="1"),
         line(10, "launch_rocket"),
+        line(11, "deposit_funds", account_id="alice", asset="USD", amount="1" * 39),
     ]  # fmt: skip
     code, events, stderr = run(tmp_path, SESSION[:5] + bad + SESSION[5:])
     _, clean, _ = run(tmp_path, SESSION)
@@ -75,6 +76,7 @@ def test_bad_lines_are_refused_with_line_and_reason_and_change_nothing(tmp_path:
         (7, "malformed_json"),
         (8, "not_a_decimal"),
         (9, "unknown_command"),
+        (10, "out_of_range"),
     ]
     assert errors[2]["field"] == "price"
     assert events == clean

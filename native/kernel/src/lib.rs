@@ -15,7 +15,7 @@ mod model;
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -169,12 +169,8 @@ fn dec_of(text: &str) -> PyResult<Dec> {
     })
 }
 
-fn exact(v: i128, what: &str) -> PyResult<i128> {
-    if v.abs() >= dec::HUGE {
-        return Err(PyOverflowError::new_err(format!("{what} exceeds the kernel's range (1e36)")));
-    }
-    Ok(v)
-}
+/// `domain.values.MAX_LISTING_NOTIONAL`
+const MAX_LISTING_NOTIONAL: i128 = 1_000_000_000_000_000_000_000_000_000_000; // 1e30
 
 fn int_obj(py: Python<'_>, v: i128) -> *mut ffi::PyObject {
     if let Ok(small) = i64::try_from(v) {
@@ -200,8 +196,8 @@ fn build_instrument(
     }
     let tick = dec_of(&l.tick.text)?;
     let lot = dec_of(&l.lot.text)?;
-    let nan = || PyArithmeticError::new_err("[<class 'decimal.InvalidOperation'>]");
-    if dec::le_zero(&tick).ok_or_else(nan)? || dec::le_zero(&lot).ok_or_else(nan)? {
+    let positive = |d: &Dec| dec::le_zero(d) == Some(false); // NaN is not positive
+    if !positive(&tick) || !positive(&lot) {
         return e("tick_size and lot_size must be positive");
     }
     for (name, bps) in [("maker_fee_bps", l.maker), ("taker_fee_bps", l.taker)] {
@@ -212,33 +208,50 @@ fn build_instrument(
     if !(0 < l.band && l.band < BPS) {
         return e(&format!("price_band_bps must be within 1..{}", BPS - 1));
     }
-    let product = dec::mul(&tick, &lot).ok_or_else(|| {
-        PyOverflowError::new_err("tick_size * lot_size has more than 28 digits (kernel limit)")
-    })?;
+    let Some(product) = dec::mul(&tick, &lot) else {
+        return e("tick_size * lot_size has more than 28 significant digits");
+    };
+    let too_large = |name: &str| Ok(Err(format!("{name} reaches 10^36 units: too large")));
     let qatpl = match dec::to_units(&product, &dec::atom(l.qdec as i64)) {
-        Ok(v) => exact(v, "tick_size * lot_size")?,
+        Ok(v) if v.abs() >= dec::HUGE => return too_large("tick_size * lot_size"),
+        Ok(v) => v,
         Err(_) => return e("tick_size * lot_size is not a whole number of quote atoms"),
     };
     let bapl = match dec::to_units(&lot, &dec::atom(l.bdec as i64)) {
-        Ok(v) => exact(v, "lot_size")?,
+        Ok(v) if v.abs() >= dec::HUGE => return too_large("lot_size"),
+        Ok(v) => v,
         Err(_) => return e("lot_size is not a whole number of base atoms"),
     };
     let min = dec_of(&l.min.text)?;
     let max = dec_of(&l.max.text)?;
     let (min_lots, max_lots) = match (dec::to_units(&min, &lot), dec::to_units(&max, &lot)) {
-        (Ok(a), Ok(b)) => (exact(a, "min_qty")?, exact(b, "max_qty")?),
+        (Ok(a), Ok(b)) => (a, b),
         _ => return e("min_qty and max_qty must be multiples of lot_size"),
     };
+    if min_lots.abs() >= dec::HUGE {
+        return too_large("min_qty");
+    }
+    if max_lots.abs() >= dec::HUGE {
+        return too_large("max_qty");
+    }
     if !(0 < min_lots && min_lots <= max_lots) {
         return e("need 0 < min_qty <= max_qty");
     }
     let refp = dec_of(&l.refp.text)?;
     let ref_ticks = match dec::to_units(&refp, &tick) {
-        Ok(v) => exact(v, "reference_price")?,
+        Ok(v) if v.abs() >= dec::HUGE => return too_large("reference_price"),
+        Ok(v) => v,
         Err(_) => return e("reference_price must be a multiple of tick_size"),
     };
     if ref_ticks <= 0 {
         return e("reference_price must be positive");
+    }
+    // all positive and below 1e36 here; checked products stay exact or report overflow
+    let notional = |a: i128, b: i128, c: i128| {
+        a.checked_mul(b).and_then(|x| x.checked_mul(c)).map_or(true, |x| x >= MAX_LISTING_NOTIONAL)
+    };
+    if notional(max_lots, qatpl, ref_ticks) || notional(max_lots, bapl, 1) {
+        return e("max_qty at reference_price reaches 10^30 atoms: too large");
     }
     let _ = strs;
     Ok(Ok(Inst {
@@ -853,14 +866,21 @@ impl Kernel {
             if atoms <= 0 {
                 return Err(Rej::R(R_INVALID_AMOUNT, "amount must be positive".into()));
             }
-            if !deposit && self.accounts[&acc].available(asset) < atoms {
+            if deposit {
+                if atoms >= dec::HUGE {
+                    return Err(Rej::R(R_INVALID_AMOUNT, "amount reaches 10^36 atoms: too large".into()));
+                }
+                let held = self.accounts[&acc].get(asset).map_or(0, |b| b.available + b.reserved);
+                if held + atoms >= dec::HUGE {
+                    return Err(Rej::R(R_INVALID_AMOUNT, "the balance would reach 10^36 atoms".into()));
+                }
+            } else if self.accounts[&acc].available(asset) < atoms {
                 return rej(R_INSUFFICIENT_FUNDS);
             }
             Ok(atoms)
         })();
         match decided {
             Ok(atoms) => {
-                let atoms = exact(atoms, "amount")?;
                 let k = if deposit { K::Deposited(acc, asset, atoms) } else { K::Withdrawn(acc, asset, atoms) };
                 self.emit(Ev { m: m.clone(), k })
             }

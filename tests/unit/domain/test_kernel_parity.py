@@ -21,7 +21,7 @@ from domain.commands import Command
 from domain.events import Event, EventDecodeError, to_dict
 from domain.exchange import Exchange
 from domain.kernel import FastExchange, kernel_available, kernel_status, make_exchange
-from domain.values import Asset, Symbol
+from domain.values import AccountId, Asset, Symbol
 from tests.unit.domain.factories import (
     ALICE,
     BOB,
@@ -58,7 +58,6 @@ def stream_key(event: Event) -> str:
         if value:
             return f"{prefix}:{value}"
     return f"misc:{name}"
-
 
 
 def canonical(event: Event) -> bytes:
@@ -174,8 +173,36 @@ EDGE_COMMANDS = [
     list_instrument(symbol=Symbol("S-USD"), base=Asset("S"), reference_price=Decimal("0.005")),
     list_instrument(symbol=Symbol("R-USD"), base=Asset("R"), tick_size=Decimal("-Infinity")),
     list_instrument(symbol=Symbol("Q-USD"), base=Asset("Q"), base_decimals=19),
-    open_account("ünïcødé \"quoted\" \\ \n"),
-    deposit("ünïcødé \"quoted\" \\ \n", USD, "1.00"),
+    # beyond the kernel's range: refused with a reason by both, never an exception
+    list_instrument(
+        symbol=Symbol("P-USD"),
+        base=Asset("P"),
+        tick_size=Decimal("40"),
+        lot_size=Decimal("1E+24"),
+        min_qty=Decimal("1E+24"),
+        max_qty=Decimal("1E+24"),
+        reference_price=Decimal("1880"),
+        quote_decimals=15,
+    ),
+    list_instrument(symbol=Symbol("O-USD"), base=Asset("O"), tick_size=Decimal("NaN")),
+    list_instrument(symbol=Symbol("N-USD"), base=Asset("N"), lot_size=Decimal("sNaN")),
+    list_instrument(symbol=Symbol("M-USD"), base=Asset("M"), tick_size=Decimal("Infinity")),
+    list_instrument(
+        symbol=Symbol("L-USD"),
+        base=Asset("L"),
+        tick_size=Decimal("0.123456789012345"),
+        lot_size=Decimal("1.234567890123456"),
+    ),
+    list_instrument(symbol=Symbol("K-USD"), base=Asset("K"), max_qty=Decimal("1E+36")),
+    list_instrument(symbol=Symbol("J-USD"), base=Asset("J"), min_qty=Decimal("-1E+40")),
+    list_instrument(symbol=Symbol("I-USD"), base=Asset("I"), reference_price=Decimal("1E+40")),
+    list_instrument(symbol=Symbol("H-USD"), base=Asset("H"), max_qty=Decimal("1E+27")),
+    list_instrument(symbol=Symbol("G-USD"), base=Asset("G"), lot_size=Decimal("1E+34")),
+    deposit(ALICE, USD, "1E+60"),
+    deposit(ALICE, USD, "1E+34"),
+    deposit(ALICE, USD, "9999999999999999999999999999999999.99"),
+    open_account('ünïcødé "quoted" \\ \n'),
+    deposit('ünïcødé "quoted" \\ \n', USD, "1.00"),
 ]
 
 
@@ -193,3 +220,28 @@ def test_make_exchange_honours_the_pure_python_switch(monkeypatch: pytest.Monkey
     assert isinstance(make_exchange(), FastExchange)
     monkeypatch.setenv("TRADECORE_PURE_PYTHON", "1")
     assert type(make_exchange()) is Exchange
+
+
+def test_a_balance_stops_short_of_the_kernels_range_in_both() -> None:
+    py = funded_exchange()
+    fast = FastExchange.from_snapshot(py.snapshot())
+    big = "400000000000000000000000000000000"  # 4e32 USD = 4e34 atoms
+    decided = []
+    for i in range(30):
+        cmd = deposit(ALICE, USD, big, command_id=f"big-{i}")
+        _, fast_payloads = fast.handle_encoded(cmd)
+        expected = py.handle(cmd).events
+        assert fast_payloads == [canonical(e) for e in expected]
+        decided.append(type(expected[0]).__name__)
+    assert decided[:24] == ["FundsDeposited"] * 24
+    assert set(decided[25:]) == {"CommandRejected"}
+    assert fast.state_hash() == py.state_hash()
+    assert py.accounts[AccountId(ALICE)].available(Asset(USD)) < 10**36
+
+
+def test_commands_refuse_more_digits_than_the_kernel_reads() -> None:
+    with pytest.raises(ValueError, match="more than 38 significant digits"):
+        deposit(ALICE, USD, "1" * 39)
+    with pytest.raises(ValueError, match="exponent"):
+        deposit(ALICE, USD, "1E+61")
+    assert deposit(ALICE, USD, "9" * 38).amount == Decimal("9" * 38)

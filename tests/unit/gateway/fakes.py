@@ -141,8 +141,10 @@ class FakeIdempotency(IdempotencyStore):
         stored_print, stored = self.records[key]
         if stored_print != fingerprint:
             return IdempotencyBegin("mismatch")
-        return IdempotencyBegin("in_progress") if stored is None else IdempotencyBegin(
-            "replay", stored
+        return (
+            IdempotencyBegin("in_progress")
+            if stored is None
+            else IdempotencyBegin("replay", stored)
         )
 
     async def complete(

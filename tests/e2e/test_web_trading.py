@@ -1,11 +1,12 @@
 """The web UI in a real browser: alice rests, amends and cancels an order, bob crosses her
-next one, both see the fill in their balances; the auditor browses the log.
+next one, both see the fill in their balances, the tape, the live candle and (from the
+read models) alice's position; the auditor filters the log and opens alice "as of".
 
 Needs the built UI (`make web`: web/dist and web/node_modules) and Debian's chromium
 (`apt-get install -y chromium`); skipped only when /usr/bin/chromium is absent. Runs
 `tradecore up` on a free port and its own database (the running stack's PostgreSQL), with a
-quiet demo market so nothing but bob can trade with alice's order, and without the read
-side (its Kafka topics are shared with other runs). Screenshots go to test-artifacts/.
+quiet demo market so nothing but bob can trade with alice's order, and the read side. The
+page's WebSocket is dropped once on purpose. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def tradecore(database: str) -> Iterator[str]:
         "TRADECORE_PG_DATABASE": database,
         # Lists the instruments and seeds the demo users, then sends about one command.
         "TRADECORE_DEMO_RATE": "0.001",
-        "TRADECORE_READ_SIDE": "false",
+        # The read side too (its Kafka topics are named after this database): positions
+        # and candle history come from the read models.
+        "TRADECORE_READ_SIDE": "true",
     }
     log = ARTIFACTS / "web-e2e-tradecore.log"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -190,7 +193,12 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     assert "tick size" in report["tickError"]
     assert "price_band" in report["rejection"]
     assert report["firstOrder"].startswith("Accepted") and report["openAfterPlace"] == 1
-    assert report["connection"] in ("up", "degraded")
+    assert report["connection"] == "up" and "live data" in report["connectionText"]
+    assert report["bookShowsOrder"] is True
+    # The dropped socket: the indicator went amber, a new socket was opened, and the book
+    # was rebuilt from a fresh snapshot, without a page reload.
+    assert "live" in report["droppedState"] and "live data" in report["reconnectedText"]
+    assert report["socketsOpened"] >= 2
 
     start = _amounts(report["aliceStart"])
     resting = _amounts(report["aliceResting"])
@@ -213,8 +221,18 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     received = bob1[quote][0] - bob0[quote][0]
     assert notional * Decimal("0.99") <= received <= notional  # notional less a taker fee
     assert report["aliceOpenAfterFill"] == 0
+    assert report["tapeAndCandle"] is True
+    assert Decimal(report["candleVolume"]) >= qty
+    assert Decimal(report["alicePosition"]) == qty
     assert report["loggedOut"] is True
     assert report["auditorEvents"] > 0
+    # alice's story on the symbol, as the auditor's filters found it
+    assert {
+        "OrderAccepted", "OrderRested", "OrderAmended", "OrderCanceled", "TradeExecuted",
+    } <= set(report["auditorTypes"])  # fmt: skip
+    # as of the first acceptance, the log says what alice's screen showed while it rested
+    as_of = (Decimal(report["asOfQuote"]["available"]), Decimal(report["asOfQuote"]["reserved"]))
+    assert as_of == resting[quote]
     shots = ("web-main-alice-resting.png", "web-main-alice-filled.png", "web-main-bob-filled.png")
     for shot in shots:
         assert (ARTIFACTS / shot).stat().st_size > 10_000, shot

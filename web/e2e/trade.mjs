@@ -29,9 +29,22 @@ const [BASE, QUOTE] = SYMBOL.split("-");
 mkdirSync(ARTIFACTS, { recursive: true });
 const step = (text) => process.stderr.write(`e2e: ${text}\n`);
 
-async function login(browser, user, trades = true) {
+/** Every /ws socket of a context goes through here, so the test can drop it. */
+async function proxyWebSockets(context) {
+  const sockets = [];
+  await context.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+    ws.connectToServer(); // forwards both ways
+    sockets.push(ws);
+  });
+  return sockets;
+}
+
+/** A signed-in page on SYMBOL; with `proxy`, `page.sockets` are its /ws sockets. */
+async function login(browser, user, trades = true, proxy = false) {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const sockets = proxy ? await proxyWebSockets(context) : [];
   const page = await context.newPage();
+  page.sockets = sockets;
   page.setDefaultTimeout(TIMEOUT);
   page.on("pageerror", (err) => step(`${user}: page error: ${err.message}`));
   await page.goto(BASE_URL);
@@ -89,6 +102,26 @@ async function submit(page) {
 
 const ordersOf = (page) => page.getByTestId("open-order").filter({ hasText: SYMBOL });
 
+/** Wait for a ladder level (prices compared as numbers: "30000" is "30000.00"). */
+async function waitLevel(page, side, price, qty) {
+  await page.waitForFunction(
+    ([side, price, qty]) =>
+      [...document.querySelectorAll(`[data-testid=ladder-${side}]`)].some(
+        (r) => Number(r.dataset.price) === Number(price) && (qty === null || Number(r.dataset.qty) === Number(qty)),
+      ),
+    [side, price, qty],
+  );
+}
+
+/** The live-data indicator: "up" with "live data" once the WebSocket is subscribed. */
+async function waitConnection(page, state) {
+  await page.waitForFunction(
+    (state) => document.querySelector("[data-testid=connection]")?.dataset.state === state,
+    state,
+  );
+  return (await page.getByTestId("connection").textContent()).trim();
+}
+
 const browser = await chromium.launch({
   executablePath: env("CHROMIUM", "/usr/bin/chromium"),
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -96,9 +129,10 @@ const browser = await chromium.launch({
 const report = {};
 try {
   step("alice logs in");
-  const alice = await login(browser, "alice");
+  const alice = await login(browser, "alice", true, true);
   report.aliceStart = await balances(alice);
   await alice.getByTestId("connection").waitFor();
+  report.connectionText = await waitConnection(alice, "up");
   report.connection = await alice.getByTestId("connection").getAttribute("data-state");
 
   step("the ticket refuses a price off the tick before sending anything");
@@ -116,7 +150,21 @@ try {
   await ordersOf(alice).first().waitFor();
   report.openAfterPlace = await ordersOf(alice).count();
   report.aliceResting = await balancesChange(alice, report.aliceStart);
+  step("the resting order appears in the book, pushed over the WebSocket");
+  await waitLevel(alice, "bid", PRICE, QTY);
+  report.bookShowsOrder = true;
   await alice.screenshot({ path: join(ARTIFACTS, "web-main-alice-resting.png"), fullPage: true });
+
+  step("the socket drops; the page reconnects and resyncs the book from a snapshot");
+  const sockets = alice.sockets;
+  const seqBefore = Number(await alice.getByTestId("ladder").getAttribute("data-seq"));
+  await sockets.at(-1).close({ code: 4000, reason: "dropped by the e2e test" });
+  report.droppedState = await waitConnection(alice, "degraded");
+  report.reconnectedText = await waitConnection(alice, "up");
+  await waitLevel(alice, "bid", PRICE, QTY);
+  await alice.waitForFunction(() => document.querySelector("[data-testid=ladder]")?.dataset.synced === "true");
+  report.socketsOpened = sockets.length;
+  report.seqBefore = seqBefore;
 
   step("alice amends the order's quantity");
   await ordersOf(alice).first().getByTestId("amend").click();
@@ -156,6 +204,32 @@ try {
     SYMBOL,
   );
   report.aliceOpenAfterFill = await ordersOf(alice).count();
+
+  step("both screens show the trade on the tape and in the live candle");
+  for (const page of [alice, bob]) {
+    await page.waitForFunction(
+      ([price, qty]) =>
+        [...document.querySelectorAll("[data-testid=tape-row]")].some(
+          (r) => Number(r.dataset.price) === Number(price) && Number(r.dataset.qty) === Number(qty),
+        ),
+      [PRICE, QTY],
+    );
+    await page.waitForFunction(
+      (price) => Number(document.querySelector("[data-testid=chart-canvas]")?.dataset.lastClose) === Number(price),
+      PRICE,
+    );
+  }
+  report.tapeAndCandle = true;
+  report.candleVolume = await alice.getByTestId("chart-canvas").getAttribute("data-last-volume");
+
+  step("alice's position comes from the read models");
+  await alice.getByTestId(`position-${SYMBOL}`).waitFor({ timeout: 60_000 });
+  await alice.waitForFunction(
+    ([symbol, qty]) => Number(document.querySelector(`[data-testid=position-${symbol}]`)?.dataset.qty) === Number(qty),
+    [SYMBOL, QTY],
+    { timeout: 60_000 },
+  );
+  report.alicePosition = await alice.getByTestId(`position-${SYMBOL}`).getAttribute("data-qty");
   await alice.screenshot({ path: join(ARTIFACTS, "web-main-alice-filled.png"), fullPage: true });
 
   step("alice logs out");
@@ -167,7 +241,30 @@ try {
   const auditor = await login(browser, "auditor", false);
   await auditor.getByTestId("event-row").first().waitFor();
   report.auditorEvents = await auditor.getByTestId("event-row").count();
+
+  step("the auditor filters alice's account on the symbol and finds the whole story");
+  await auditor.getByTestId("events-filter-account").fill("alice-1");
+  await auditor.getByTestId("events-filter-symbol").fill(SYMBOL);
+  await auditor.getByTestId("events-apply").click();
+  await auditor.waitForFunction(
+    () => [...document.querySelectorAll("[data-testid=event-row]")].some((r) => r.dataset.type === "TradeExecuted"),
+  );
+  report.auditorTypes = await auditor
+    .getByTestId("event-row")
+    .evaluateAll((rows) => rows.map((r) => r.dataset.type));
   await auditor.screenshot({ path: join(ARTIFACTS, "web-auditor-events.png"), fullPage: true });
+
+  step("the auditor opens alice's account as of the first order's acceptance");
+  const accepted = auditor.locator("[data-testid=event-row][data-type=OrderAccepted]").first();
+  report.asOfPosition = Number(await accepted.getAttribute("data-position"));
+  await accepted.getByTestId("event-as-of").click();
+  await auditor
+    .locator(`[data-testid=as-of-state][data-position="${report.asOfPosition}"]`)
+    .waitFor();
+  report.asOfQuote = await auditor
+    .getByTestId(`as-of-balance-${QUOTE}`)
+    .evaluate((r) => ({ available: r.dataset.available, reserved: r.dataset.reserved }));
+  await auditor.screenshot({ path: join(ARTIFACTS, "web-auditor-as-of.png"), fullPage: true });
 } catch (exc) {
   for (const [i, context] of browser.contexts().entries()) {
     for (const page of context.pages()) {

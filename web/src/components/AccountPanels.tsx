@@ -17,7 +17,7 @@ export function Positions({ update }: { update: FeedUpdate<Position[]> }) {
         </thead>
         <tbody>
           {(update.value ?? []).map((p) => (
-            <tr key={p.symbol}>
+            <tr key={p.symbol} data-testid={`position-${p.symbol}`} data-qty={p.quantity}>
               <td>{p.symbol}</td>
               <td className="num">{p.quantity}</td>
               <td className="num">{p.averagePrice ?? "–"}</td>

@@ -20,6 +20,8 @@ export function CandleChart(props: {
     null,
   );
   const unavailable = update.status === "unavailable";
+  // What the canvas shows last, also as attributes (for people's tools and the browser test).
+  const last = update.value?.reduce<Candle | undefined>((a, b) => (a === undefined || b.time > a.time ? b : a), undefined);
 
   useEffect(() => {
     if (box.current === null || unavailable) return undefined;
@@ -79,7 +81,15 @@ export function CandleChart(props: {
   );
   return (
     <Panel title={`Chart · ${symbol ?? ""}`} testId="chart" update={update} actions={actions} className="chart-panel">
-      <div ref={box} className="chart" />
+      <div
+        ref={box}
+        className="chart"
+        data-testid="chart-canvas"
+        data-bars={update.value?.length ?? 0}
+        data-last-time={last?.time ?? ""}
+        data-last-close={last?.close ?? ""}
+        data-last-volume={last?.volume ?? ""}
+      />
     </Panel>
   );
 }

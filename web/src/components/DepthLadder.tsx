@@ -17,10 +17,10 @@ export function DepthLadder(props: {
   return (
     <Panel title="Order book" testId="depth" update={update}>
       {book && !book.synced && <p className="warning">Resynchronising (sequence gap)…</p>}
-      <table className={`ladder ${book && !book.synced ? "stale" : ""}`}>
+      <table className={`ladder ${book && !book.synced ? "stale" : ""}`} data-testid="ladder" data-synced={String(book?.synced ?? false)} data-seq={book?.seq ?? ""}>
         <tbody>
           {asks.map(([price, qty]) => (
-            <tr key={`a${price}`} className="clickable ask" onClick={() => onPick(price, "buy")} data-testid="ladder-ask">
+            <tr key={`a${price}`} className="clickable ask" onClick={() => onPick(price, "buy")} data-testid="ladder-ask" data-price={price} data-qty={qty}>
               <td className="num">{price}</td>
               <td className="num">{qty}</td>
             </tr>
@@ -29,7 +29,7 @@ export function DepthLadder(props: {
             <td colSpan={2} />
           </tr>
           {bids.map(([price, qty]) => (
-            <tr key={`b${price}`} className="clickable bid" onClick={() => onPick(price, "sell")} data-testid="ladder-bid">
+            <tr key={`b${price}`} className="clickable bid" onClick={() => onPick(price, "sell")} data-testid="ladder-bid" data-price={price} data-qty={qty}>
               <td className="num">{price}</td>
               <td className="num">{qty}</td>
             </tr>

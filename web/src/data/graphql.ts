@@ -1,7 +1,7 @@
 /**
  * ADAPTER: GraphQL (/graphql) for the panels REST cannot serve: candle history, the order
- * book and the trades tape, polled with queries until the WebSocket adapter (ws.ts) pushes
- * them; positions with P&L and order history with fills from `portfolio`. Written against
+ * book and the trades tape (polled; used as they are when the WebSocket cannot be opened,
+ * and as the history behind the live channels otherwise, see live.ts); positions with P&L and order history with fills from `portfolio`. Written against
  * docs/graphql.md and read_api/schema.py as they stood:
  * a query the server refuses turns the panel to "unavailable" with the server's message,
  * and nothing else breaks. Alerts wait for the WebSocket adapter.
@@ -9,11 +9,15 @@
 
 import type { RestClient } from "../api/rest";
 import { type Feed, FeedCache, PollingFeed } from "./feed";
+import type { RecordedEvent } from "../api/types";
 import type {
+  AccountAsOf,
   AccountDataSource,
+  AuditDataSource,
   BookView,
   Candle,
   CandleInterval,
+  EventQuery,
   HistoricOrder,
   MarketDataSource,
   Position,
@@ -85,6 +89,12 @@ export function tradeFromRow(symbol: string, row: TradeRow): Trade {
   };
 }
 
+/** The latest `limit` trades of a symbol, newest first, from the trades read model. */
+export async function loadTrades(client: RestClient, symbol: string, limit: number): Promise<Trade[]> {
+  const data = await graphql<{ trades: TradeRow[] }>(client, TRADES, { symbol, limit });
+  return data.trades.map((row) => tradeFromRow(symbol, row));
+}
+
 /** Market data over GraphQL queries; `instruments` stays on REST (it has the last price). */
 export class GraphQLMarketData implements MarketDataSource {
   private cache = new FeedCache();
@@ -123,10 +133,7 @@ export class GraphQLMarketData implements MarketDataSource {
 
   trades(symbol: string): Feed<Trade[]> {
     return this.cache.get(`trades:${symbol}`, () =>
-      new PollingFeed(async () => {
-        const data = await graphql<{ trades: TradeRow[] }>(this.client, TRADES, { symbol, limit: 50 });
-        return data.trades.map((row) => tradeFromRow(symbol, row));
-      }, GRAPHQL_POLL_MS.trades),
+      new PollingFeed(() => loadTrades(this.client, symbol, 50), GRAPHQL_POLL_MS.trades),
     );
   }
 }
@@ -218,5 +225,86 @@ export class GraphQLAccountData implements AccountDataSource {
         return data.portfolio.orders.map(historicOrderFromRow);
       }, GRAPHQL_POLL_MS.account),
     );
+  }
+}
+
+const EVENTS = `query Events($filter: EventFilter, $limit: Int!) {
+  events(filter: $filter, limit: $limit) {
+    position eventId streamId streamVersion eventType schemaVersion occurredAtNs commandId correlationId hash payload
+  }
+}`;
+const ACCOUNT_STATE = `query AccountState($accountId: String!, $position: BigInt, $at: DateTime) {
+  accountState(accountId: $accountId, position: $position, at: $at) {
+    accountId position exists replayedEvents
+    balances { asset available reserved }
+    openOrders { orderId symbol side price remainingQuantity }
+  }
+}`;
+
+interface EventRow {
+  position: string | number; eventId: string; streamId: string; streamVersion: string | number;
+  eventType: string; schemaVersion: number; occurredAtNs: string | number; commandId: string;
+  correlationId: string; hash: string; payload: Record<string, unknown>;
+}
+interface StateRow {
+  accountId: string; position: string | number; exists: boolean; replayedEvents: number;
+  balances: { asset: string; available: string; reserved: string }[];
+  openOrders: { orderId: string; symbol: string; side: string; price: string; remainingQuantity: string }[];
+}
+
+export function eventFromRow(row: EventRow): RecordedEvent {
+  return {
+    position: Number(row.position),
+    event_id: row.eventId,
+    stream_id: row.streamId,
+    stream_version: Number(row.streamVersion),
+    event_type: row.eventType,
+    schema_version: row.schemaVersion,
+    occurred_at_ns: Number(row.occurredAtNs),
+    command_id: row.commandId,
+    correlation_id: row.correlationId,
+    hash: row.hash,
+    event: row.payload,
+  };
+}
+
+/** The event history with its filters, and accounts "as of", for auditors. */
+export class GraphQLAuditData implements AuditDataSource {
+  constructor(private readonly client: RestClient) {}
+
+  async events(q: EventQuery): Promise<RecordedEvent[]> {
+    const filter = {
+      afterPosition: String(q.after),
+      toPosition: q.toPosition === undefined ? null : String(q.toPosition),
+      accountId: q.account || null,
+      symbol: q.symbol || null,
+      eventTypes: q.types?.length ? q.types : null,
+      since: q.since || null,
+      until: q.until || null,
+    };
+    const data = await graphql<{ events: EventRow[] }>(this.client, EVENTS, { filter, limit: q.limit });
+    return data.events.map(eventFromRow);
+  }
+
+  async accountAsOf(account: string, at: { position: number } | { time: string }): Promise<AccountAsOf> {
+    const variables =
+      "position" in at
+        ? { accountId: account, position: String(at.position), at: null }
+        : { accountId: account, position: null, at: at.time };
+    const { accountState: s } = await graphql<{ accountState: StateRow }>(this.client, ACCOUNT_STATE, variables);
+    return {
+      account: s.accountId,
+      position: Number(s.position),
+      exists: s.exists,
+      replayedEvents: s.replayedEvents,
+      balances: s.balances,
+      openOrders: s.openOrders.map((o) => ({
+        orderId: o.orderId,
+        symbol: o.symbol,
+        side: o.side,
+        price: o.price,
+        remaining: o.remainingQuantity,
+      })),
+    };
   }
 }

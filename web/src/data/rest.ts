@@ -4,6 +4,7 @@ import type { Balance, Instrument, Order } from "../api/types";
 import type { RestClient } from "../api/rest";
 import { type Feed, FeedCache, PollingFeed, unavailable } from "./feed";
 import type {
+  AccountAsOf,
   AccountDataSource,
   Alert,
   AuditDataSource,
@@ -11,6 +12,7 @@ import type {
   Candle,
   CandleInterval,
   DataSources,
+  EventQuery,
   HistoricOrder,
   MarketDataSource,
   Position,
@@ -70,11 +72,16 @@ export class RestAccountData implements AccountDataSource {
   }
 }
 
+/** The log over REST: positions only (the filters and "as of" need GraphQL, graphql.ts). */
 export class RestAuditData implements AuditDataSource {
   constructor(private readonly client: RestClient) {}
 
-  events(after: number, limit: number) {
-    return this.client.events(after, limit);
+  events(query: EventQuery) {
+    return this.client.events(query.after, query.limit);
+  }
+
+  accountAsOf(): Promise<AccountAsOf> {
+    return Promise.reject(new Error(NEEDS_GRAPHQL));
   }
 }
 

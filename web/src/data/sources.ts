@@ -90,9 +90,51 @@ export interface AccountDataSource {
   alerts(account: string): Feed<Alert[]>;
 }
 
+/** Which events an auditor asks for; every field narrows the answer. */
+export interface EventQuery {
+  /** Log positions after this one (exclusive) … */
+  after: number;
+  /** … up to and including this one. */
+  toPosition?: number;
+  account?: string;
+  symbol?: string;
+  /** Exact event types, e.g. ["OrderAccepted", "TradeExecuted"]. */
+  types?: string[];
+  /** ISO times (UTC), inclusive. */
+  since?: string;
+  until?: string;
+  limit: number;
+}
+
+export interface BalanceAsOf {
+  asset: string;
+  available: string;
+  reserved: string;
+}
+
+export interface OrderAsOf {
+  orderId: string;
+  symbol: string;
+  side: string;
+  price: string;
+  remaining: string;
+}
+
+/** An account replayed from the log up to a position (what it was then). */
+export interface AccountAsOf {
+  account: string;
+  position: number;
+  exists: boolean;
+  balances: BalanceAsOf[];
+  openOrders: OrderAsOf[];
+  replayedEvents: number;
+}
+
 export interface AuditDataSource {
-  /** The committed log after `after`, in order (auditor and admin only). */
-  events(after: number, limit: number): Promise<RecordedEvent[]>;
+  /** The committed log, in order, filtered (auditor and admin only). */
+  events(query: EventQuery): Promise<RecordedEvent[]>;
+  /** An account as of a log position, or as of a time (ISO, UTC). */
+  accountAsOf(account: string, at: { position: number } | { time: string }): Promise<AccountAsOf>;
 }
 
 export interface DataSources {

@@ -44,6 +44,16 @@ describe("the local order book", () => {
     expect(book.bestBid()).toEqual(["100", "1"]);
   });
 
+  it("applies a conflated delta that covers the next sequence number", () => {
+    const book = new LocalBook();
+    book.applySnapshot(snapshot);
+    expect(book.applyDelta({ seq: 14, firstSeq: 11, bids: [["100", "3"]], asks: [] })).toBe("applied");
+    expect(book.seq).toBe(14);
+    expect(book.bestBid()).toEqual(["100", "3"]);
+    expect(book.applyDelta({ seq: 15, bids: [["100", "0"]], asks: [] })).toBe("applied");
+    expect(book.applyDelta({ seq: 19, firstSeq: 17, bids: [], asks: [] })).toBe("gap");
+  });
+
   it("stops at a sequence gap until a new snapshot", () => {
     const book = new LocalBook();
     book.applySnapshot(snapshot);

@@ -21,6 +21,8 @@ export interface BookSnapshot {
 
 export interface BookDelta {
   seq: number;
+  /** A conflated delta covers `firstSeq`..`seq` (the server merged updates a slow reader missed). */
+  firstSeq?: number;
   bids: readonly Level[];
   asks: readonly Level[];
 }
@@ -78,8 +80,11 @@ export class LocalBook {
     }
     if (this.gapAt !== null) return "gap";
     if (delta.seq <= this.lastSeq) return "duplicate";
-    if (delta.seq !== this.lastSeq + 1) {
-      this.gapAt = { expected: this.lastSeq + 1, got: delta.seq };
+    // Levels carry their new totals, so a conflated delta that overlaps what is applied
+    // already is safe to apply again; only a message starting past the next one is a gap.
+    const first = delta.firstSeq ?? delta.seq;
+    if (first > this.lastSeq + 1) {
+      this.gapAt = { expected: this.lastSeq + 1, got: first };
       return "gap";
     }
     update(this.bidLevels, delta.bids);

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,21 +77,17 @@ def database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def tradecore(database: str) -> Iterator[str]:
+@contextmanager
+def running_tradecore(database: str, log_name: str, **env_overrides: str) -> Iterator[str]:
     """`tradecore up` on a free port; yields its base URL; Ctrl-C at the end."""
     port = free_port()
     env = {
         **os.environ,
         "TRADECORE_HTTP_PORT": str(port),
         "TRADECORE_PG_DATABASE": database,
-        # Lists the instruments and seeds the demo users, then sends about one command.
-        "TRADECORE_DEMO_RATE": "0.001",
-        # The read side too (its Kafka topics are named after this database): positions
-        # and candle history come from the read models.
-        "TRADECORE_READ_SIDE": "true",
+        **env_overrides,
     }
-    log = ARTIFACTS / "web-e2e-tradecore.log"
+    log = ARTIFACTS / log_name
     ARTIFACTS.mkdir(exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -108,6 +105,20 @@ def tradecore(database: str) -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+@pytest.fixture
+def tradecore(database: str) -> Iterator[str]:
+    with running_tradecore(
+        database,
+        "web-e2e-tradecore.log",
+        # Lists the instruments and seeds the demo users, then sends about one command.
+        TRADECORE_DEMO_RATE="0.001",
+        # The read side too (its Kafka topics are named after this database): positions
+        # and candle history come from the read models.
+        TRADECORE_READ_SIDE="true",
+    ) as base:
+        yield base
 
 
 def _wait_for_login(base: str, proc: subprocess.Popen[str], log: Path) -> None:

@@ -81,6 +81,11 @@ function Trading(props: {
   }, [symbol, list]);
   const instrument: Instrument | null = list.find((i) => i.symbol === symbol) ?? null;
 
+  const loadOlder = useMemo(() => {
+    const market = sources.market;
+    if (symbol === null || market.olderCandles === undefined) return undefined;
+    return (before: number, limit: number) => market.olderCandles!(symbol, interval, before, limit);
+  }, [sources, symbol, interval]);
   const candles = useFeed(useMemo(() => (symbol ? sources.market.candles(symbol, interval) : null), [sources, symbol, interval]));
   const book = useFeed(useMemo(() => (symbol ? sources.market.book(symbol) : null), [sources, symbol]));
   const trades = useFeed(useMemo(() => (symbol ? sources.market.trades(symbol) : null), [sources, symbol]));
@@ -159,7 +164,13 @@ function Trading(props: {
           <MarketList update={instruments} selected={symbol} onSelect={setSymbol} />
         </div>
         <div className="col-center">
-          <CandleChart symbol={symbol} interval={interval} onInterval={setInterval} update={candles} />
+          <CandleChart
+            symbol={symbol}
+            interval={interval}
+            onInterval={setInterval}
+            update={candles}
+            loadOlder={loadOlder}
+          />
           <div className="row">
             <DepthLadder update={book} onPick={pick} />
             <TradesTape update={trades} />

@@ -52,8 +52,8 @@ export async function graphql<T>(client: RestClient, query: string, variables: R
   return body.data;
 }
 
-const CANDLES = `query Candles($symbol: String!, $interval: String!, $limit: Int!) {
-  candles(symbol: $symbol, interval: $interval, limit: $limit) { bucket open high low close volume }
+const CANDLES = `query Candles($symbol: String!, $interval: String!, $limit: Int!, $until: DateTime) {
+  candles(symbol: $symbol, interval: $interval, limit: $limit, until: $until) { bucket open high low close volume }
 }`;
 const BOOK = `query Book($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) { bids { price quantity } asks { price quantity } }
@@ -115,6 +115,12 @@ export class GraphQLMarketData implements MarketDataSource {
         return data.candles.map(candleFromRow);
       }, GRAPHQL_POLL_MS.candles),
     );
+  }
+
+  async olderCandles(symbol: string, interval: CandleInterval, before: number, limit: number): Promise<Candle[]> {
+    const until = new Date(before * 1000).toISOString();
+    const data = await graphql<{ candles: CandleRow[] }>(this.client, CANDLES, { symbol, interval, limit, until });
+    return data.candles.map(candleFromRow);
   }
 
   book(symbol: string): Feed<BookView> {

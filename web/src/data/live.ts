@@ -59,6 +59,10 @@ export class LiveMarketData implements MarketDataSource {
     );
   }
 
+  olderCandles(symbol: string, interval: CandleInterval, before: number, limit: number): Promise<Candle[]> {
+    return this.history.olderCandles(symbol, interval, before, limit);
+  }
+
   candles(symbol: string, interval: CandleInterval): Feed<Candle[]> {
     return this.cache.get(`candles:${symbol}:${interval}`, () =>
       candlesFeed(this.live, this.unitsOf, symbol, interval, this.history.candles(symbol, interval)),

@@ -80,6 +80,8 @@ export interface MarketDataSource {
   trades(symbol: string): Feed<Trade[]>;
   book(symbol: string): Feed<BookView>;
   candles(symbol: string, interval: CandleInterval): Feed<Candle[]>;
+  /** Up to `limit` closed bars before `before` (seconds), oldest first: scrolling back. */
+  olderCandles?(symbol: string, interval: CandleInterval, before: number, limit: number): Promise<Candle[]>;
 }
 
 export interface AccountDataSource {

@@ -235,6 +235,7 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     assert report["tapeAndCandle"] is True
     assert Decimal(report["candleVolume"]) >= qty
     assert Decimal(report["alicePosition"]) == qty
+    assert Decimal(report["marketVolume"]) >= qty  # the market list's 24-hour volume
     assert report["loggedOut"] is True
     assert report["auditorEvents"] > 0
     # alice's story on the symbol, as the auditor's filters found it

@@ -230,6 +230,12 @@ try {
     { timeout: 60_000 },
   );
   report.alicePosition = await alice.getByTestId(`position-${SYMBOL}`).getAttribute("data-qty");
+  await alice.waitForFunction(
+    ([symbol, qty]) => Number(document.querySelector(`[data-testid=volume-${symbol}]`)?.textContent) >= Number(qty),
+    [SYMBOL, QTY],
+    { timeout: 60_000 },
+  );
+  report.marketVolume = (await alice.getByTestId(`volume-${SYMBOL}`).textContent()).trim();
   await alice.screenshot({ path: join(ARTIFACTS, "web-main-alice-filled.png"), fullPage: true });
 
   step("alice logs out");

@@ -75,6 +75,7 @@ function Trading(props: {
   const [prefill, setPrefill] = useState<TicketPrefill | null>(null);
 
   const instruments = useFeed(useMemo(() => sources.market.instruments(), [sources]));
+  const stats = useFeed(useMemo(() => sources.market.stats?.() ?? null, [sources]));
   const list = instruments.value ?? [];
   useEffect(() => {
     if (symbol === null && list.length > 0) setSymbol(list[0]!.symbol);
@@ -161,7 +162,7 @@ function Trading(props: {
       </header>
       <div className="grid">
         <div className="col-markets">
-          <MarketList update={instruments} selected={symbol} onSelect={setSymbol} />
+          <MarketList update={instruments} stats={stats} selected={symbol} onSelect={setSymbol} />
         </div>
         <div className="col-center">
           <CandleChart

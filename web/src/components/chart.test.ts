@@ -14,3 +14,12 @@ describe("scrolling the chart back", () => {
     ]);
   });
 });
+
+describe("the market list", () => {
+  it("shows the 24-hour change as a percentage of the open", async () => {
+    const { changePercent } = await import("./MarketList");
+    expect(changePercent({ symbol: "X", open: "200", last: "205", change: "5", volume: "1" })).toBe("+2.50%");
+    expect(changePercent({ symbol: "X", open: "200", last: "190", change: "-10", volume: "1" })).toBe("-5.00%");
+    expect(changePercent(undefined)).toBe("–");
+  });
+});

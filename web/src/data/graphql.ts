@@ -20,11 +20,12 @@ import type {
   EventQuery,
   HistoricOrder,
   MarketDataSource,
+  MarketStat,
   Position,
   Trade,
 } from "./sources";
 
-export const GRAPHQL_POLL_MS = { candles: 5_000, book: 1_000, trades: 1_500, account: 3_000 } as const;
+export const GRAPHQL_POLL_MS = { candles: 5_000, book: 1_000, trades: 1_500, account: 3_000, stats: 3_000 } as const;
 
 export class GraphQLError extends Error {
   constructor(message: string, readonly unavailable: boolean) {
@@ -55,6 +56,7 @@ export async function graphql<T>(client: RestClient, query: string, variables: R
 const CANDLES = `query Candles($symbol: String!, $interval: String!, $limit: Int!, $until: DateTime) {
   candles(symbol: $symbol, interval: $interval, limit: $limit, until: $until) { bucket open high low close volume }
 }`;
+const STATS = `query Stats { allMarketStats { symbol open last change volume } }`;
 const BOOK = `query Book($symbol: String!, $depth: Int!) {
   orderBook(symbol: $symbol, depth: $depth) { bids { price quantity } asks { price quantity } }
 }`;
@@ -114,6 +116,15 @@ export class GraphQLMarketData implements MarketDataSource {
         const data = await graphql<{ candles: CandleRow[] }>(this.client, CANDLES, { symbol, interval, limit: 300 });
         return data.candles.map(candleFromRow);
       }, GRAPHQL_POLL_MS.candles),
+    );
+  }
+
+  stats(): Feed<Record<string, MarketStat>> {
+    return this.cache.get("stats", () =>
+      new PollingFeed(async () => {
+        const data = await graphql<{ allMarketStats: MarketStat[] }>(this.client, STATS, {});
+        return Object.fromEntries(data.allMarketStats.map((s) => [s.symbol, s]));
+      }, GRAPHQL_POLL_MS.stats),
     );
   }
 

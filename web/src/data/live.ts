@@ -49,6 +49,10 @@ export class LiveMarketData implements MarketDataSource {
     return this.history.instruments();
   }
 
+  stats() {
+    return this.history.stats();
+  }
+
   book(symbol: string): Feed<BookView> {
     return this.cache.get(`book:${symbol}`, () => bookFeed(this.live, this.unitsOf, symbol));
   }

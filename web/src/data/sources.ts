@@ -75,8 +75,20 @@ export interface Alert {
   time: number;
 }
 
+/** A symbol's last 24 hours, from the market statistics read model. */
+export interface MarketStat {
+  symbol: string;
+  last: string;
+  open: string;
+  /** last − open */
+  change: string;
+  volume: string;
+}
+
 export interface MarketDataSource {
   instruments(): Feed<Instrument[]>;
+  /** 24-hour statistics by symbol. */
+  stats?(): Feed<Record<string, MarketStat>>;
   trades(symbol: string): Feed<Trade[]>;
   book(symbol: string): Feed<BookView>;
   candles(symbol: string, interval: CandleInterval): Feed<Candle[]>;

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -247,6 +248,12 @@ class Exchange:
         events = tuple(self._pending)
         self._pending = []
         return new_outcome(events, False)
+
+    def handle_many(self, commands: Iterable[Command]) -> list[Outcome]:
+        """``[self.handle(c) for c in commands]``: the batch form ``FastExchange`` also has. If a
+        command raises, the ones before it stay decided and applied."""
+        handle = self.handle
+        return [handle(command) for command in commands]
 
     def _emit(self, event: Event) -> None:
         self.apply(event)

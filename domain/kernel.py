@@ -8,8 +8,16 @@ same values, same order), the same snapshot and ``state_hash()``, checked side b
 ``tests/unit/domain/test_kernel_parity.py``. Otherwise they return ``Exchange``.
 
 Beyond ``Exchange``'s API, ``FastExchange`` has ``apply_payload(payload) -> stream key``
-(replay of one canonical JSON payload without building Python objects) and
-``handle_encoded(command) -> (Outcome, payloads)``.
+(replay of one canonical JSON payload without building Python objects),
+``handle_encoded(command) -> (Outcome, payloads)`` and its batch form
+``handle_encoded_many(commands) -> [(Outcome, payloads), ...]`` (what ``commands.core``
+decides a batch with). ``handle_many(commands)`` is ``[handle(c) for c in commands]`` in one
+call, on both implementations.
+
+The kernel reads command fields straight from the slots of the exact command classes (other
+classes go through ``getattr``) and ``Decimal`` values from ``_decimal``'s C layout when
+start-up probes show it agrees with ``str()`` on this interpreter (else through ``str()``);
+``decimal_fast_path()`` says which.
 
 Read-only views (``instruments``, ``accounts``, ``orders``, ``last_price``, ``fees``,
 ``books``) are rebuilt from the kernel on each access: fine for queries, not for loops.
@@ -110,6 +118,11 @@ _MODULE, _STATUS = _load()
 class _Kernel(Protocol):
     def handle(self, command: Command) -> Outcome: ...
     def handle_encoded(self, command: Command) -> tuple[Outcome, list[bytes]]: ...
+    def handle_many(self, commands: Iterable[Command]) -> list[Outcome]: ...
+    def handle_encoded_many(
+        self, commands: Iterable[Command]
+    ) -> list[tuple[Outcome, list[bytes]]]: ...
+    def decimal_fast_path(self) -> bool: ...
     def apply(self, event: Event) -> None: ...
     def apply_payload(self, payload: bytes) -> str: ...
     def apply_payloads(self, payloads: list[bytes]) -> int: ...
@@ -170,12 +183,25 @@ def _order(row: Iterable[Any]) -> Order:
 class FastExchange:
     """``Exchange`` with its decisions and state in the Rust kernel (same API, same events)."""
 
-    __slots__ = ("_k", "apply", "apply_payload", "handle", "handle_encoded")
+    __slots__ = (
+        "_k",
+        "apply",
+        "apply_payload",
+        "handle",
+        "handle_encoded",
+        "handle_encoded_many",
+        "handle_many",
+    )
 
     handle: Callable[[Command], Outcome]
     """Decide ``command``; every event returned has already been applied."""
     handle_encoded: Callable[[Command], tuple[Outcome, list[bytes]]]
     """``handle`` plus each outcome event's canonical JSON payload (``canonical_json``)."""
+    handle_many: Callable[[Iterable[Command]], list[Outcome]]
+    """``[handle(c) for c in commands]`` in one call; if a command raises, the exception
+    propagates and the commands before it stay decided and applied (as with the loop)."""
+    handle_encoded_many: Callable[[Iterable[Command]], list[tuple[Outcome, list[bytes]]]]
+    """``[handle_encoded(c) for c in commands]`` in one call (exceptions as ``handle_many``)."""
     apply: Callable[[Event], None]
     """Mutate state by one event (replay-safe)."""
     apply_payload: Callable[[bytes], str]
@@ -189,6 +215,8 @@ class FastExchange:
         # Bound methods of the kernel itself: no Python frame per call.
         self.handle = kernel.handle
         self.handle_encoded = kernel.handle_encoded
+        self.handle_many = kernel.handle_many
+        self.handle_encoded_many = kernel.handle_encoded_many
         self.apply = kernel.apply
         self.apply_payload = kernel.apply_payload
 
@@ -208,6 +236,10 @@ class FastExchange:
 
     def apply_payloads(self, payloads: list[bytes]) -> int:
         return self._k.apply_payloads(payloads)
+
+    def decimal_fast_path(self) -> bool:
+        """True when ``Decimal`` arguments are read from their C layout (not ``str()``)."""
+        return self._k.decimal_fast_path()
 
     # ------------------------------------------------------------------ views (copies)
     @property

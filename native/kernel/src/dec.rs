@@ -2,7 +2,7 @@
 //! and an exponent, and `to_units` exactly as `domain.values.to_units` decides it.
 
 /// A parsed `Decimal`: `(-1)^neg * coef * 10^exp`, or a non-finite value.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dec {
     Finite { neg: bool, coef: u128, exp: i64 },
     NonFinite { neg: bool, nan: bool },

@@ -19,7 +19,7 @@ use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyList, PyString, PyTuple, PyType};
 use sha2::{Digest, Sha256};
 
 use dec::{ConvErr, Dec};
@@ -75,6 +75,11 @@ impl Builder {
 
     /// Build an instance from new references (consumed, also on error).
     unsafe fn build(&self, py: Python<'_>, vals: &[*mut ffi::PyObject]) -> PyResult<PyObject> {
+        self.build_raw(py, vals).map(|obj| PyObject::from_owned_ptr(py, obj))
+    }
+
+    /// `build`, returning the new reference itself.
+    unsafe fn build_raw(&self, py: Python<'_>, vals: &[*mut ffi::PyObject]) -> PyResult<*mut ffi::PyObject> {
         let tp = self.tp.as_ptr() as *mut ffi::PyTypeObject;
         let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
         let obj = alloc(tp, 0);
@@ -87,8 +92,117 @@ impl Builder {
         for (off, v) in self.offsets.iter().zip(vals) {
             *((obj as *mut u8).offset(*off) as *mut *mut ffi::PyObject) = *v;
         }
-        Ok(PyObject::from_owned_ptr(py, obj))
+        Ok(obj)
     }
+
+    /// Slot `f` of `obj` (borrowed; NULL when unset) if `obj`'s type is exactly this class.
+    #[inline]
+    fn slot(&self, obj: &Bound<'_, PyAny>, f: usize) -> Option<*mut ffi::PyObject> {
+        unsafe {
+            if ffi::Py_TYPE(obj.as_ptr()) != self.tp.as_ptr() as *mut ffi::PyTypeObject {
+                return None;
+            }
+            let p = *((obj.as_ptr() as *const u8).offset(self.offsets[f]) as *const *mut ffi::PyObject);
+            if p.is_null() {
+                None
+            } else {
+                Some(p)
+            }
+        }
+    }
+}
+
+// Command classes' dataclass fields, in order (checked against Python at start-up); the hot
+// paths read a field by its position, straight from the slot of an exact command class.
+const META_FIELDS: [&str; 3] = ["command_id", "correlation_id", "timestamp_ns"];
+const CMD_FIELDS: [&[&str]; 10] = [
+    &[
+        "account_id", "symbol", "side", "order_type", "order_id", "client_order_id", "price",
+        "quantity", "quote_budget", "time_in_force", "post_only", "stp",
+    ],
+    &["account_id", "order_id"],
+    &["account_id", "order_id", "new_price", "new_quantity"],
+    &["account_id", "symbol"],
+    &["account_id", "asset", "amount"],
+    &["account_id", "asset", "amount"],
+    &["account_id"],
+    &[
+        "symbol", "base", "quote", "base_decimals", "quote_decimals", "tick_size", "lot_size",
+        "min_qty", "max_qty", "reference_price", "price_band_bps", "maker_fee_bps",
+        "taker_fee_bps",
+    ],
+    &["symbol"],
+    &["symbol"],
+];
+const F_CID: usize = 0;
+const F_CORR: usize = 1;
+const F_TS: usize = 2;
+// PlaceOrder
+const P_ACC: usize = 3;
+const P_SYM: usize = 4;
+const P_SIDE: usize = 5;
+const P_OTYPE: usize = 6;
+const P_OID: usize = 7;
+const P_COID: usize = 8;
+const P_PRICE: usize = 9;
+const P_QTY: usize = 10;
+const P_BUDGET: usize = 11;
+const P_TIF: usize = 12;
+const P_POST: usize = 13;
+const P_STP: usize = 14;
+// CancelOrder, AmendOrder
+const C_ACC: usize = 3;
+const C_OID: usize = 4;
+const A_PRICE: usize = 5;
+const A_QTY: usize = 6;
+
+fn cmd_field_name(kind: usize, f: usize) -> &'static str {
+    if f < META_FIELDS.len() {
+        META_FIELDS[f]
+    } else {
+        CMD_FIELDS[kind][f - META_FIELDS.len()]
+    }
+}
+
+/// `decimal.Decimal`'s C layout (CPython's `_decimal`: `PyDecObject` holding an `mpd_t`),
+/// read directly once start-up probes showed it agrees with `str()` on this interpreter.
+#[repr(C)]
+struct MpdT {
+    flags: u8,
+    exp: isize,
+    digits: isize,
+    len: isize,
+    alloc: isize,
+    data: *const u64,
+}
+
+#[repr(C)]
+struct PyDecObject {
+    ob_base: ffi::PyObject,
+    hash: ffi::Py_hash_t,
+    dec: MpdT,
+}
+
+const MPD_NEG: u8 = 1;
+const MPD_INF: u8 = 2;
+const MPD_SPECIAL: u8 = 2 | 4 | 8; // inf, nan, snan
+const MPD_RADIX: u128 = 10_000_000_000_000_000_000; // 10^19 per 64-bit word
+
+/// The value of a `Decimal` from its `mpd_t`; None when the coefficient exceeds 128 bits.
+unsafe fn read_mpd(obj: *mut ffi::PyObject) -> Option<Dec> {
+    let d = &(*(obj as *const PyDecObject)).dec;
+    let neg = d.flags & MPD_NEG != 0;
+    if d.flags & MPD_SPECIAL != 0 {
+        return Some(Dec::NonFinite { neg, nan: d.flags & MPD_INF == 0 });
+    }
+    if d.len < 1 || d.len > 3 || d.data.is_null() {
+        return None;
+    }
+    let mut coef: u128 = 0;
+    for i in (0..d.len).rev() {
+        coef = coef.checked_mul(MPD_RADIX)?.checked_add(*d.data.offset(i) as u128)?;
+    }
+    Some(Dec::Finite { neg, coef, exp: d.exp as i64 })
 }
 
 /// Python objects the kernel needs, handed over by `domain/kernel.py`.
@@ -98,7 +212,10 @@ struct Ctx {
     outcome: Builder,
     enums: Vec<Vec<PyObject>>,
     commands: Vec<Py<PyType>>,
+    cmd_layouts: Vec<Builder>,
     decimal: PyObject,
+    /// `read_mpd` agrees with `str()` here (CPython's `_decimal`, 64-bit words)
+    decimal_raw: bool,
     decode_error: PyObject,
     sorted: Vec<Vec<usize>>, // per event class: JSON key order (indices; usize::MAX-1/-2 consts)
     fields: Vec<Vec<(&'static str, FK)>>,
@@ -156,8 +273,11 @@ struct Kernel {
     orders: FxMap<u32, Order>,
     trade_seq: i128,
     order_seq: i128,
-    used: FxSet<u32>,
+    used: IdSet,
     client: FxMap<(u32, u32), Record>,
+    ints: IntCache,
+    /// every idempotency record's events, each record's consecutive (see `Record`)
+    recorded: Arena,
     recording: Option<(u32, u32)>,
     recording_cmd: Option<Arc<Meta>>,
     pending: Vec<Ev>,
@@ -177,6 +297,105 @@ fn int_obj(py: Python<'_>, v: i128) -> *mut ffi::PyObject {
         unsafe { ffi::PyLong_FromLongLong(small) }
     } else {
         v.into_py(py).into_ptr()
+    }
+}
+
+/// Recently built `int` objects by value (direct-mapped): the events of one command share
+/// their timestamp, and prices, sizes and amounts repeat. Ints are immutable, so sharing one
+/// object is invisible; CPython does the same for -5..=256 (left to it here).
+struct IntCache {
+    slots: std::cell::RefCell<Vec<(i64, usize)>>, // (value, owned PyObject pointer or 0)
+}
+
+const INT_CACHE_BITS: u32 = 12;
+
+impl IntCache {
+    fn new() -> IntCache {
+        IntCache { slots: std::cell::RefCell::new(vec![(0, 0); 1 << INT_CACHE_BITS]) }
+    }
+
+    /// A new reference to an `int` equal to `v`.
+    #[inline]
+    fn get(&self, py: Python<'_>, v: i128) -> *mut ffi::PyObject {
+        let Ok(small) = i64::try_from(v) else { return int_obj(py, v) };
+        if (-5..=256).contains(&small) {
+            return unsafe { ffi::PyLong_FromLongLong(small) };
+        }
+        let i = ((small as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - INT_CACHE_BITS)) as usize;
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[i];
+        unsafe {
+            if slot.1 != 0 && slot.0 == small {
+                let p = slot.1 as *mut ffi::PyObject;
+                ffi::Py_INCREF(p);
+                return p;
+            }
+            let p = ffi::PyLong_FromLongLong(small);
+            if p.is_null() {
+                return p;
+            }
+            ffi::Py_INCREF(p);
+            if slot.1 != 0 {
+                ffi::Py_DECREF(slot.1 as *mut ffi::PyObject);
+            }
+            *slot = (small, p as usize);
+            p
+        }
+    }
+}
+
+impl Drop for IntCache {
+    fn drop(&mut self) {
+        let slots = std::mem::take(self.slots.get_mut());
+        Python::with_gil(|_| {
+            for (_, p) in slots {
+                if p != 0 {
+                    unsafe { ffi::Py_DECREF(p as *mut ffi::PyObject) };
+                }
+            }
+        });
+    }
+}
+
+/// An `int` argument (a fast path for exact ints that fit in 64 bits).
+fn int_of(obj: &Bound<'_, PyAny>) -> PyResult<i128> {
+    unsafe {
+        if ffi::PyLong_CheckExact(obj.as_ptr()) != 0 {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow);
+            if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
+                return Ok(v as i128);
+            }
+            if !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+            }
+        }
+    }
+    obj.extract::<i128>()
+}
+
+/// Append the decimal text of `n` (as Python's `int.__repr__`).
+fn write_int(out: &mut String, n: i128) {
+    use std::fmt::Write;
+    if let Ok(small) = i64::try_from(n) {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut u = small.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if small < 0 {
+            out.push('-');
+        }
+        // SAFETY: ASCII digits only
+        out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[i..]) });
+    } else {
+        let _ = write!(out, "{n}");
     }
 }
 
@@ -278,63 +497,152 @@ fn build_instrument(
 
 impl Kernel {
     // ------------------------------------------------------------------ Python objects
-    fn ev_to_py(&self, py: Python<'_>, e: &Ev, buf: &mut Vec<*mut ffi::PyObject>) -> PyResult<PyObject> {
-        let mut vals: Vec<V<'_>> = Vec::with_capacity(17);
-        e.values(&mut vals);
-        buf.clear();
-        for v in &vals {
+    /// One event as a new reference to its `domain.events` object.
+    fn ev_to_py(&self, py: Python<'_>, e: &Ev) -> PyResult<*mut ffi::PyObject> {
+        let vals = e.values();
+        let mut buf = [std::ptr::null_mut(); MAX_FIELDS];
+        for (n, v) in vals.as_slice().iter().enumerate() {
             let p = match *v {
                 V::Id(id) => self.strs.py(py, id),
                 V::R(r) => r.py(py),
-                V::I(n) => int_obj(py, n),
+                V::I(n) => self.ints.get(py, n),
                 V::B(b) => unsafe {
                     let p = if b { ffi::Py_True() } else { ffi::Py_False() };
                     ffi::Py_INCREF(p);
                     p
                 },
                 V::E(kind, idx) => self.ctx.enums[kind as usize][idx as usize].clone_ref(py).into_ptr(),
-                V::D(d) => {
-                    let obj = match d.py.get() {
-                        Some(o) => o.clone_ref(py),
-                        None => {
-                            let o = self.ctx.decimal.bind(py).call1((&*d.text,))?.unbind();
-                            let _ = d.py.set(o.clone_ref(py));
-                            o
+                V::D(d) => match d.py.get(py) {
+                    Some(o) => o.clone_ref(py).into_ptr(),
+                    None => match self.ctx.decimal.bind(py).call1((&*d.text,)) {
+                        Ok(o) => {
+                            let _ = d.py.set(py, o.clone().unbind());
+                            o.into_ptr()
                         }
-                    };
-                    obj.into_ptr()
-                }
+                        Err(err) => {
+                            for q in &buf[..n] {
+                                unsafe { ffi::Py_DECREF(*q) };
+                            }
+                            return Err(err);
+                        }
+                    },
+                },
             };
             if p.is_null() {
-                for q in buf.iter() {
+                for q in &buf[..n] {
                     unsafe { ffi::Py_DECREF(*q) };
                 }
                 return Err(PyErr::fetch(py));
             }
-            buf.push(p);
+            buf[n] = p;
         }
-        unsafe { self.ctx.events[e.cls()].build(py, buf) }
+        unsafe { self.ctx.events[e.cls()].build_raw(py, &buf[..vals.n]) }
     }
 
     fn outcome(&self, py: Python<'_>, events: &[Ev], duplicate: bool) -> PyResult<PyObject> {
-        let mut buf = Vec::with_capacity(20);
-        let mut objs = Vec::with_capacity(events.len());
-        for e in events {
-            objs.push(self.ev_to_py(py, e, &mut buf)?);
+        unsafe {
+            let tuple = ffi::PyTuple_New(events.len() as ffi::Py_ssize_t);
+            if tuple.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            for (i, e) in events.iter().enumerate() {
+                match self.ev_to_py(py, e) {
+                    Ok(obj) => ffi::PyTuple_SET_ITEM(tuple, i as ffi::Py_ssize_t, obj),
+                    Err(err) => {
+                        ffi::Py_DECREF(tuple); // unset items are NULL: tuples allow that here
+                        return Err(err);
+                    }
+                }
+            }
+            let flag = if duplicate { ffi::Py_True() } else { ffi::Py_False() };
+            ffi::Py_INCREF(flag);
+            self.ctx.outcome.build(py, &[tuple, flag])
         }
-        let tuple = PyTuple::new_bound(py, objs).into_ptr();
-        let flag = unsafe {
-            let p = if duplicate { ffi::Py_True() } else { ffi::Py_False() };
-            ffi::Py_INCREF(p);
-            p
+    }
+
+    /// Decide one command: its `Outcome`, and its events' payloads when `encoded`.
+    fn handle_one(
+        &mut self, py: Python<'_>, command: &Bound<'_, PyAny>, encoded: bool,
+    ) -> PyResult<(PyObject, Option<PyObject>)> {
+        self.pending.clear();
+        let dup = self.decide(py, command)?;
+        let (events, duplicate) = match &dup {
+            Some(recorded) => (&recorded[..], true),
+            None => (&self.pending[..], false),
         };
-        unsafe { self.ctx.outcome.build(py, &[tuple, flag]) }
+        let outcome = self.outcome(py, events, duplicate)?;
+        if !encoded {
+            return Ok((outcome, None));
+        }
+        let payloads = self.payloads(py, events)?;
+        Ok((outcome, Some(payloads)))
+    }
+
+    /// `[canonical_json(e) for e in events]` as a list of bytes.
+    fn payloads(&self, py: Python<'_>, events: &[Ev]) -> PyResult<PyObject> {
+        let mut buf = String::with_capacity(512);
+        unsafe {
+            let list = ffi::PyList_New(events.len() as ffi::Py_ssize_t);
+            if list.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let list = PyObject::from_owned_ptr(py, list);
+            for (i, e) in events.iter().enumerate() {
+                buf.clear();
+                self.ev_json(e, &mut buf);
+                let b = ffi::PyBytes_FromStringAndSize(buf.as_ptr() as *const _, buf.len() as ffi::Py_ssize_t);
+                if b.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, b);
+            }
+            Ok(list)
+        }
+    }
+
+    /// Decide every command of `commands` (a list or tuple, or any iterable) in order.
+    fn handle_seq(&mut self, py: Python<'_>, commands: &Bound<'_, PyAny>, encoded: bool) -> PyResult<PyObject> {
+        let owned: Vec<Bound<'_, PyAny>>;
+        let items: &[Bound<'_, PyAny>] = if let Ok(list) = commands.downcast::<PyList>() {
+            owned = list.iter().collect();
+            &owned
+        } else if let Ok(tuple) = commands.downcast::<PyTuple>() {
+            owned = tuple.iter().collect();
+            &owned
+        } else {
+            owned = commands.iter()?.collect::<PyResult<_>>()?;
+            &owned
+        };
+        unsafe {
+            let out = ffi::PyList_New(items.len() as ffi::Py_ssize_t);
+            if out.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let out = PyObject::from_owned_ptr(py, out);
+            for (i, cmd) in items.iter().enumerate() {
+                let (outcome, payloads) = self.handle_one(py, cmd, encoded)?;
+                let item = match payloads {
+                    None => outcome.into_ptr(),
+                    Some(p) => {
+                        let pair = ffi::PyTuple_New(2);
+                        if pair.is_null() {
+                            return Err(PyErr::fetch(py));
+                        }
+                        ffi::PyTuple_SET_ITEM(pair, 0, outcome.into_ptr());
+                        ffi::PyTuple_SET_ITEM(pair, 1, p.into_ptr());
+                        pair
+                    }
+                };
+                ffi::PyList_SET_ITEM(out.as_ptr(), i as ffi::Py_ssize_t, item);
+            }
+            Ok(out)
+        }
     }
 
     // ------------------------------------------------------------------ JSON
     fn ev_json(&self, e: &Ev, out: &mut String) {
-        let mut vals: Vec<V<'_>> = Vec::with_capacity(17);
-        e.values(&mut vals);
+        let vals = e.values();
+        let vals = vals.as_slice();
         let cls = e.cls();
         let fields = &self.ctx.fields[cls];
         out.push('{');
@@ -362,7 +670,7 @@ impl Kernel {
         match v {
             V::Id(id) => write_str(out, self.strs.s(id)),
             V::R(r) => write_str(out, &r.s),
-            V::I(n) => out.push_str(&n.to_string()),
+            V::I(n) => write_int(out, n),
             V::B(b) => out.push_str(if b { "true" } else { "false" }),
             V::E(k, i) => write_str(out, ENUM_VALUES[k as usize][i as usize]),
             V::D(d) => write_str(out, &d.text),
@@ -429,7 +737,7 @@ impl Kernel {
                     if dec::parse(s).is_none() {
                         return Err(self.decode_err(py, bad("a decimal string")));
                     }
-                    DV::D(Arc::new(DecV { text: (**s).into(), py: Default::default() }))
+                    DV::D(DecV::new(s))
                 }
                 (FK::S | FK::R | FK::E(_), _) => return Err(self.decode_err(py, bad("a string"))),
                 (FK::I, _) => return Err(self.decode_err(py, bad("an int"))),
@@ -438,7 +746,7 @@ impl Kernel {
             };
             vals.push(v);
         }
-        Ok(assemble(cls, &vals))
+        Ok(assemble(cls, vals))
     }
 
     /// An event from a `domain.events` object.
@@ -469,13 +777,11 @@ impl Kernel {
                 FK::D => {
                     let text = raw.str()?.to_str()?.to_string();
                     dec_of(&text)?;
-                    let d = DecV { text: text.into(), py: Default::default() };
-                    let _ = d.py.set(raw.clone().unbind());
-                    DV::D(Arc::new(d))
+                    DV::D(DecV::with_py(text, raw.clone()))
                 }
             });
         }
-        Ok(assemble(cls, &vals))
+        Ok(assemble(cls, vals))
     }
 
     fn enum_idx(&self, py: Python<'_>, kind: u8, obj: &Bound<'_, PyAny>) -> PyResult<u8> {
@@ -692,7 +998,9 @@ impl Kernel {
             _ => None,
         };
         if let Some((acc, coid, oid)) = key {
-            self.client.insert((acc, coid), Record { oid, events: vec![e.clone()] });
+            let start = self.recorded.len();
+            self.recorded.push(e.clone());
+            self.client.insert((acc, coid), Record { oid, start, len: 1 });
             self.recording = Some((acc, coid));
             self.recording_cmd = Some(e.m.clone());
             return;
@@ -704,7 +1012,9 @@ impl Kernel {
             };
             if same {
                 if let Some(rec) = self.client.get_mut(&k) {
-                    rec.events.push(e.clone());
+                    debug_assert_eq!(rec.start + rec.len, self.recorded.len());
+                    self.recorded.push(e.clone());
+                    rec.len += 1;
                 }
             } else {
                 self.recording = None;
@@ -735,15 +1045,46 @@ impl Kernel {
         self.strs.intern_py(v.downcast::<PyString>()?)
     }
 
-    fn meta(&self, cmd: &Bound<'_, PyAny>) -> PyResult<Arc<Meta>> {
-        let py = cmd.py();
-        let cid = cmd.getattr(intern!(py, "command_id"))?;
-        let corr = cmd.getattr(intern!(py, "correlation_id"))?;
-        let ts = cmd.getattr(intern!(py, "timestamp_ns"))?;
+    /// Field `f` of a command of class `kind` (`CMD_FIELDS` position, after the meta fields):
+    /// the slot itself for an exact command class, else ordinary attribute access.
+    #[inline]
+    fn field<'py>(&self, cmd: &Bound<'py, PyAny>, kind: usize, f: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.ctx.cmd_layouts[kind].slot(cmd, f) {
+            // SAFETY: a live slot value of `cmd`, borrowed for as long as `cmd` is
+            Some(p) => Ok(unsafe { Bound::from_borrowed_ptr(cmd.py(), p) }),
+            None => cmd.getattr(cmd_field_name(kind, f)),
+        }
+    }
+
+    fn id_field(&mut self, cmd: &Bound<'_, PyAny>, kind: usize, f: usize) -> PyResult<u32> {
+        let v = self.field(cmd, kind, f)?;
+        self.strs.intern_py(v.downcast::<PyString>()?)
+    }
+
+    /// An optional `Decimal` field: read from its C layout when possible, else via `str()`.
+    fn dec_field(&self, cmd: &Bound<'_, PyAny>, kind: usize, f: usize) -> PyResult<Option<Dec>> {
+        let obj = self.field(cmd, kind, f)?;
+        if obj.is_none() {
+            return Ok(None);
+        }
+        if self.ctx.decimal_raw && unsafe { ffi::Py_TYPE(obj.as_ptr()) } == self.ctx.decimal.as_ptr() as *mut ffi::PyTypeObject {
+            // SAFETY: exactly `decimal.Decimal`, whose layout the start-up probes checked
+            if let Some(d) = unsafe { read_mpd(obj.as_ptr()) } {
+                return Ok(Some(d));
+            }
+        }
+        let text = obj.str()?.to_str()?.to_string();
+        Ok(Some(dec_of(&text)?))
+    }
+
+    fn meta(&self, cmd: &Bound<'_, PyAny>, kind: usize) -> PyResult<Arc<Meta>> {
+        let cid = self.field(cmd, kind, F_CID)?;
+        let corr = self.field(cmd, kind, F_CORR)?;
+        let ts = self.field(cmd, kind, F_TS)?;
         Ok(Arc::new(Meta {
-            cid: RStr::from_py(cid.downcast::<PyString>()?)?,
-            corr: RStr::from_py(corr.downcast::<PyString>()?)?,
-            ts: ts.extract::<i128>()?,
+            cid: RStr::inline_from_py(cid.downcast::<PyString>()?)?,
+            corr: RStr::inline_from_py(corr.downcast::<PyString>()?)?,
+            ts: int_of(&ts)?,
         }))
     }
 
@@ -753,7 +1094,8 @@ impl Kernel {
         inst.band(reference)
     }
 
-    fn decide(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+    /// Decide `cmd` into `self.pending`; a repeated PlaceOrder gives its recorded events.
+    fn decide(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Ev>>> {
         let tp = cmd.get_type();
         let mut kind = self.ctx.commands.iter().position(|t| t.bind(py).is(&tp));
         if kind.is_none() {
@@ -767,11 +1109,11 @@ impl Kernel {
         let Some(kind) = kind else {
             return Err(PyTypeError::new_err(format!("unknown command {}", tp.name()?)));
         };
-        let m = self.meta(cmd)?;
+        let m = self.meta(cmd, kind)?;
         match kind {
             CMD_PLACE => return self.place_order(py, cmd, &m),
-            CMD_CANCEL => self.cancel_order(py, cmd, &m)?,
-            CMD_AMEND => self.amend_order(py, cmd, &m)?,
+            CMD_CANCEL => self.cancel_order(cmd, &m)?,
+            CMD_AMEND => self.amend_order(cmd, &m)?,
             CMD_CANCEL_ALL => self.cancel_all(py, cmd, &m)?,
             CMD_DEPOSIT | CMD_WITHDRAW => self.funds(py, cmd, &m, kind == CMD_DEPOSIT)?,
             CMD_OPEN => {
@@ -814,9 +1156,7 @@ impl Kernel {
         let d = |name: &str| -> PyResult<Arc<DecV>> {
             let obj = cmd.getattr(name)?;
             let text = obj.str()?.to_str()?.to_string();
-            let v = DecV { text: text.into(), py: Default::default() };
-            let _ = v.py.set(obj.unbind());
-            Ok(Arc::new(v))
+            Ok(DecV::with_py(text, obj))
         };
         let i = |name: &str| -> PyResult<i128> { cmd.getattr(name)?.extract::<i128>() };
         let listed = Listed {
@@ -889,43 +1229,40 @@ impl Kernel {
                 if deposit {
                     self.reject_command(cmd, m, acc, reason, &detail)
                 } else {
-                    let requested = DecV { text: text.into(), py: Default::default() };
-                    let _ = requested.py.set(amount_obj.unbind());
+                    let requested = DecV::with_py(text, amount_obj);
                     self.emit(Ev {
                         m: m.clone(),
-                        k: K::WithdrawRej { acc, asset, requested: Arc::new(requested), reason },
+                        k: K::WithdrawRej { acc, asset, requested, reason },
                     })
                 }
             }
         }
     }
 
-    fn opt_dec(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Dec, String)>> {
-        if obj.is_none() {
-            return Ok(None);
+    fn place_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<Option<Vec<Ev>>> {
+        const K: usize = CMD_PLACE;
+        let acc = self.id_field(cmd, K, P_ACC)?;
+        let sym = self.id_field(cmd, K, P_SYM)?;
+        // usually new ids: start both table reads (cache misses) before either lookup
+        let oid_obj = self.field(cmd, K, P_OID)?;
+        let coid_obj = self.field(cmd, K, P_COID)?;
+        for obj in [&oid_obj, &coid_obj] {
+            if let Ok(Ok(text)) = obj.downcast::<PyString>().map(|s| s.to_str()) {
+                self.strs.prefetch(text);
+            }
         }
-        let text = obj.str()?.to_str()?.to_string();
-        Ok(Some((dec_of(&text)?, text)))
-    }
-
-    fn place_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<Option<PyObject>> {
-        let acc = self.id_attr(cmd, intern!(py, "account_id"))?;
-        let sym = self.id_attr(cmd, intern!(py, "symbol"))?;
-        let oid = self.id_attr(cmd, intern!(py, "order_id"))?;
-        let coid_obj = cmd.getattr(intern!(py, "client_order_id"))?;
-        let coid_str = coid_obj.downcast::<PyString>()?;
-        let coid = self.strs.intern_py(coid_str)?;
+        let oid = self.strs.intern_py(oid_obj.downcast::<PyString>()?)?;
+        let coid = self.strs.intern_py(coid_obj.downcast::<PyString>()?)?;
         let coid_empty = self.strs.s(coid).is_empty();
-        let side = self.enum_idx(py, SIDE, &cmd.getattr(intern!(py, "side"))?)?;
-        let otype = self.enum_idx(py, OTYPE, &cmd.getattr(intern!(py, "order_type"))?)?;
-        let tif = self.enum_idx(py, TIF, &cmd.getattr(intern!(py, "time_in_force"))?)?;
-        let stp = self.enum_idx(py, STP, &cmd.getattr(intern!(py, "stp"))?)?;
-        let post_only = cmd.getattr(intern!(py, "post_only"))?.is_truthy()?;
+        let side = self.enum_idx(py, SIDE, &self.field(cmd, K, P_SIDE)?)?;
+        let otype = self.enum_idx(py, OTYPE, &self.field(cmd, K, P_OTYPE)?)?;
+        let tif = self.enum_idx(py, TIF, &self.field(cmd, K, P_TIF)?)?;
+        let stp = self.enum_idx(py, STP, &self.field(cmd, K, P_STP)?)?;
+        let post_only = self.field(cmd, K, P_POST)?.is_truthy()?;
         if !coid_empty {
             if let Some(prior) = self.client.get(&(acc, coid)) {
                 if prior.oid == oid {
-                    let events = prior.events.clone();
-                    return Ok(Some(self.outcome(py, &events, true)?));
+                    return Ok(Some(self.recorded.range(prior.start, prior.len).cloned().collect()));
                 }
                 self.emit(Ev { m: m.clone(), k: K::Rejected { oid, acc, sym, coid, reason: R_DUPLICATE_CLIENT_ORDER_ID } })?;
                 return Ok(None);
@@ -936,9 +1273,9 @@ impl Kernel {
         } else if self.used.contains(&oid) {
             rej(R_DUPLICATE_ORDER_ID)
         } else {
-            let price = Self::opt_dec(&cmd.getattr(intern!(py, "price"))?)?;
-            let qty = Self::opt_dec(&cmd.getattr(intern!(py, "quantity"))?)?;
-            let budget = Self::opt_dec(&cmd.getattr(intern!(py, "quote_budget"))?)?;
+            let price = self.dec_field(cmd, K, P_PRICE)?;
+            let qty = self.dec_field(cmd, K, P_QTY)?;
+            let budget = self.dec_field(cmd, K, P_BUDGET)?;
             self.validate(acc, sym, side, otype, tif, post_only, price, qty, budget)
         };
         let (ii, price, lots, budget, asset, reserve) = match decided {
@@ -979,7 +1316,7 @@ impl Kernel {
 
     fn validate(
         &self, acc: u32, sym: u32, side: u8, otype: u8, tif: u8, post_only: bool,
-        price_in: Option<(Dec, String)>, qty_in: Option<(Dec, String)>, budget_in: Option<(Dec, String)>,
+        price_in: Option<Dec>, qty_in: Option<Dec>, budget_in: Option<Dec>,
     ) -> Decided<(usize, i128, i128, i128, u32, i128)> {
         let Some(account) = self.accounts.get(&acc) else { return rej(R_UNKNOWN_ACCOUNT) };
         let Some(&ii) = self.inst_idx.get(&sym) else { return rej(R_UNKNOWN_SYMBOL) };
@@ -1016,7 +1353,7 @@ impl Kernel {
             }
         }
         let mut lots = 0;
-        if let Some((q, _)) = &qty_in {
+        if let Some(q) = &qty_in {
             lots = match dec::to_units(q, &inst.lot) {
                 Ok(v) => v,
                 Err(_) => return rej(R_LOT_SIZE),
@@ -1032,7 +1369,7 @@ impl Kernel {
             }
         }
         let mut budget = 0;
-        if let Some((b, _)) = &budget_in {
+        if let Some(b) = &budget_in {
             budget = match dec::to_units(b, &dec::atom(inst.qdec as i64)) {
                 Ok(v) => v,
                 Err(_) => return rej(R_INVALID_AMOUNT),
@@ -1042,7 +1379,7 @@ impl Kernel {
             }
         }
         let (low, high) = self.band(ii);
-        let price = if let Some((p, _)) = &price_in {
+        let price = if let Some(p) = &price_in {
             let price = match dec::to_units(p, &inst.tick) {
                 Ok(v) => v,
                 Err(_) => return rej(R_TICK_SIZE),
@@ -1200,9 +1537,9 @@ impl Kernel {
         }
     }
 
-    fn cancel_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<()> {
-        let acc = self.id_attr(cmd, intern!(py, "account_id"))?;
-        let oid = self.id_attr(cmd, intern!(py, "order_id"))?;
+    fn cancel_order(&mut self, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<()> {
+        let acc = self.id_field(cmd, CMD_CANCEL, C_ACC)?;
+        let oid = self.id_field(cmd, CMD_CANCEL, C_OID)?;
         match self.owned(acc, oid) {
             Ok(_) => self.cancel(oid, C_REQUESTED, m),
             Err(Rej::R(reason, _)) => self.reject_command(cmd, m, oid, reason, ""),
@@ -1234,11 +1571,11 @@ impl Kernel {
         Ok(())
     }
 
-    fn amend_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<()> {
-        let acc = self.id_attr(cmd, intern!(py, "account_id"))?;
-        let oid = self.id_attr(cmd, intern!(py, "order_id"))?;
-        let new_price = Self::opt_dec(&cmd.getattr(intern!(py, "new_price"))?)?;
-        let new_qty = Self::opt_dec(&cmd.getattr(intern!(py, "new_quantity"))?)?;
+    fn amend_order(&mut self, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<()> {
+        let acc = self.id_field(cmd, CMD_AMEND, C_ACC)?;
+        let oid = self.id_field(cmd, CMD_AMEND, C_OID)?;
+        let new_price = self.dec_field(cmd, CMD_AMEND, A_PRICE)?;
+        let new_qty = self.dec_field(cmd, CMD_AMEND, A_QTY)?;
         let decided: Decided<(Order, i128, i128, i128)> = (|| {
             let order = self.owned(acc, oid)?;
             let ii = self.inst_idx[&order.sym];
@@ -1250,7 +1587,7 @@ impl Kernel {
                 return rej(R_NOTHING_TO_AMEND);
             }
             let mut price = order.price;
-            if let Some((p, _)) = &new_price {
+            if let Some(p) = &new_price {
                 price = match dec::to_units(p, &inst.tick) {
                     Ok(v) => v,
                     Err(_) => return rej(R_TICK_SIZE),
@@ -1264,7 +1601,7 @@ impl Kernel {
                 }
             }
             let mut lots = order.remaining;
-            if let Some((q, _)) = &new_qty {
+            if let Some(q) = &new_qty {
                 lots = match dec::to_units(q, &inst.lot) {
                     Ok(v) => v,
                     Err(_) => return rej(R_LOT_SIZE),
@@ -1366,7 +1703,7 @@ impl Kernel {
             out.push(',');
             write_str(&mut out, s(rec.oid));
             out.push_str(",[");
-            for (j, e) in rec.events.iter().enumerate() {
+            for (j, e) in self.recorded.range(rec.start, rec.len).enumerate() {
                 if j > 0 {
                     out.push(',');
                 }
@@ -1439,7 +1776,7 @@ impl Kernel {
         }
         out.push_str(&format!("],\"trade_seq\":{},\"used_order_ids\":[", self.trade_seq));
         let mut used: Vec<u32> =
-            if full { self.used.iter().copied().collect() } else { Vec::new() };
+            if full { self.used.ids() } else { Vec::new() };
         sorted_ids(&mut used);
         for (n, oid) in used.iter().enumerate() {
             if n > 0 {
@@ -1508,9 +1845,9 @@ impl Kernel {
                 bdec: int(g("base_decimals")?, "base_decimals")?,
                 qdec: int(g("quote_decimals")?, "quote_decimals")?,
                 tick: dec_of(&tick_text)?,
-                tick_text: Arc::new(DecV { text: tick_text.into(), py: Default::default() }),
+                tick_text: DecV::new(&tick_text),
                 lot: dec_of(&lot_text)?,
-                lot_text: Arc::new(DecV { text: lot_text.into(), py: Default::default() }),
+                lot_text: DecV::new(&lot_text),
                 min_lots: int(g("min_qty_lots")?, "min_qty_lots")?,
                 max_lots: int(g("max_qty_lots")?, "max_qty_lots")?,
                 ref_ticks: int(g("reference_price_ticks")?, "reference_price_ticks")?,
@@ -1615,11 +1952,12 @@ impl Kernel {
             let coid = self.strs.intern(&text(Some(&parts[1]), "client_orders")?);
             let oid = self.strs.intern(&text(Some(&parts[2]), "client_orders")?);
             let J::Arr(evs) = &parts[3] else { return Err(bad("client_orders")) };
-            let mut events = Vec::with_capacity(evs.len());
+            let start = self.recorded.len();
             for e in evs {
-                events.push(self.ev_from_json(py, e)?);
+                let ev = self.ev_from_json(py, e)?;
+                self.recorded.push(ev);
             }
-            self.client.insert((acc, coid), Record { oid, events });
+            self.client.insert((acc, coid), Record { oid, start, len: evs.len() });
         }
         Ok(())
     }
@@ -1652,6 +1990,37 @@ impl Kernel {
             }
         }
     }
+}
+
+/// Whether `read_mpd` gives what `str()` + `dec::parse` give, on probes that cover every
+/// branch (signs, zero, exponents, one to three 64-bit words, the 128-bit limit, specials).
+/// False (the `str()` path is used) for `_pydecimal` or an unexpected layout.
+fn decimal_layout_agrees(decimal: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = decimal.py();
+    let Ok(tp) = decimal.downcast::<PyType>() else { return Ok(false) };
+    let basic = unsafe { (*(tp.as_ptr() as *mut ffi::PyTypeObject)).tp_basicsize };
+    if tp.getattr("__module__")?.extract::<String>()? != "decimal"
+        || py.import_bound("decimal")?.getattr("__libmpdec_version__").is_err()
+        || (basic as usize) < std::mem::size_of::<PyDecObject>()
+        || cfg!(not(target_pointer_width = "64"))
+    {
+        return Ok(false);
+    }
+    let probes = [
+        "0", "-0", "1", "-1", "100.00", "1.23", "-0.001", "1E+5", "1.00E+2", "1E-60", "-1E+60",
+        "0E-7", "9999999999999999999", "10000000000000000000", "12345678901234567890.123",
+        "99999999999999999999999999999999999999", "340282366920938463463374607431768211455",
+        "340282366920938463463374607431768211456", "1234567890123456789012345678901234567890123",
+        "NaN", "-NaN", "sNaN", "NaN123", "Infinity", "-Infinity",
+    ];
+    for text in probes {
+        let obj = decimal.call1((text,))?;
+        let via_str = dec::parse(obj.str()?.to_str()?);
+        if unsafe { read_mpd(obj.as_ptr()) } != via_str {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn own(j: &J<'_>) -> J<'static> {
@@ -1715,6 +2084,12 @@ impl Kernel {
             }
             enum_objs.push(members.iter().map(|m| m.clone().unbind()).collect());
         }
+        let mut cmd_layouts = Vec::new();
+        for (kind, cls) in command_types.iter().enumerate() {
+            let names: Vec<&str> = META_FIELDS.iter().chain(CMD_FIELDS[kind].iter()).copied().collect();
+            cmd_layouts.push(Builder::new(cls, &names)?);
+        }
+        let decimal_raw = decimal_layout_agrees(&decimal_cls)?;
         let ctx = Ctx {
             events,
             event_types: types,
@@ -1724,6 +2099,8 @@ impl Kernel {
                 .iter()
                 .map(|c| Ok(c.downcast::<PyType>()?.clone().unbind()))
                 .collect::<PyResult<_>>()?,
+            cmd_layouts,
+            decimal_raw,
             decimal: decimal_cls.unbind(),
             decode_error: decode_error.unbind(),
             sorted,
@@ -1744,8 +2121,10 @@ impl Kernel {
             orders: FxMap::default(),
             trade_seq: 0,
             order_seq: 0,
-            used: FxSet::default(),
+            used: IdSet::default(),
             client: FxMap::default(),
+            ints: IntCache::new(),
+            recorded: Arena::default(),
             recording: None,
             recording_cmd: None,
             pending: Vec::new(),
@@ -1754,43 +2133,24 @@ impl Kernel {
 
     /// Decide `command`; returns `Outcome` (every event already applied).
     fn handle(&mut self, py: Python<'_>, command: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        self.pending.clear();
-        let dup = self.decide(py, command);
-        let pending = std::mem::take(&mut self.pending);
-        match dup? {
-            Some(outcome) => Ok(outcome),
-            None => self.outcome(py, &pending, false),
-        }
+        Ok(self.handle_one(py, command, false)?.0)
     }
 
     /// `handle` plus the canonical JSON payload of each outcome event.
     fn handle_encoded(&mut self, py: Python<'_>, command: &Bound<'_, PyAny>) -> PyResult<(PyObject, PyObject)> {
-        self.pending.clear();
-        let dup = self.decide(py, command);
-        let pending = std::mem::take(&mut self.pending);
-        let outcome = match dup? {
-            Some(outcome) => outcome,
-            None => self.outcome(py, &pending, false)?,
-        };
-        let events: Vec<Ev> = if pending.is_empty() {
-            // a duplicate: the recorded events
-            let mut v = Vec::new();
-            let evs = outcome.bind(py).getattr("events")?;
-            for e in evs.iter()? {
-                v.push(self.ev_from_py(py, &e?)?);
-            }
-            v
-        } else {
-            pending
-        };
-        let list = PyList::empty_bound(py);
-        let mut buf = String::with_capacity(512);
-        for e in &events {
-            buf.clear();
-            self.ev_json(e, &mut buf);
-            list.append(PyBytes::new_bound(py, buf.as_bytes()))?;
-        }
-        Ok((outcome, list.into_any().unbind()))
+        let (outcome, payloads) = self.handle_one(py, command, true)?;
+        Ok((outcome, payloads.unwrap_or_else(|| py.None())))
+    }
+
+    /// `[handle(c) for c in commands]` in one call. If a command raises, the exception
+    /// propagates and the commands before it stay decided and applied, as with the loop.
+    fn handle_many(&mut self, py: Python<'_>, commands: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        self.handle_seq(py, commands, false)
+    }
+
+    /// `[handle_encoded(c) for c in commands]` in one call (same exceptions as `handle_many`).
+    fn handle_encoded_many(&mut self, py: Python<'_>, commands: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        self.handle_seq(py, commands, true)
     }
 
     /// `Exchange.apply(event)` for a `domain.events` object.
@@ -1825,6 +2185,11 @@ impl Kernel {
     /// `snapshot_json` without the idempotency records and used order ids.
     fn views_json(&self) -> String {
         Kernel::snapshot_text_of(self, false)
+    }
+
+    /// Whether `Decimal` arguments are read from their C layout (else through `str()`).
+    fn decimal_fast_path(&self) -> bool {
+        self.ctx.decimal_raw
     }
 
     fn state_hash(&self) -> String {

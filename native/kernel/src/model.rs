@@ -1,12 +1,12 @@
 //! The kernel's state and events: the same data as `domain.exchange.Exchange`, with every
 //! identifier interned to a `u32` and every amount an `i128`.
 
-use std::sync::OnceLock;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::PyString;
 
 use crate::dec::Dec;
@@ -61,48 +61,128 @@ impl Hasher for Fx {
     }
 }
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
-pub type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 // ------------------------------------------------------------------ strings
-/// Interned identifiers (accounts, symbols, assets, order and client order ids).
+/// Interned identifiers (accounts, symbols, assets, order and client order ids): the text of
+/// all of them in one buffer, an open-addressing table of ids (with their hashes, so a miss
+/// hashes once and compares no text), and each id's Python string once one exists.
 #[derive(Default)]
 pub struct Interner {
-    map: FxMap<Arc<str>, u32>,
-    pub strs: Vec<Arc<str>>,
-    pub py: Vec<OnceLock<Py<PyString>>>,
+    text: String,
+    spans: Vec<(u32, u32)>,
+    table: Vec<(u32, u32)>, // (id + 1, low 32 bits of the hash); (0, _) is empty
+    pub py: Vec<GILOnceCell<Py<PyString>>>,
+}
+
+#[inline]
+fn hash_str(s: &str) -> u64 {
+    let mut h = Fx::default();
+    h.write(s.as_bytes());
+    h.finish()
 }
 
 impl Interner {
-    pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.map.get(s) {
-            return id;
+    /// Where `s` is or would go: `Ok(id)` or `Err(slot)`.
+    #[inline]
+    fn find(&self, s: &str, h: u32) -> Result<u32, usize> {
+        let mask = self.table.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let (id1, hh) = self.table[i];
+            if id1 == 0 {
+                return Err(i);
+            }
+            if hh == h && self.s(id1 - 1) == s {
+                return Ok(id1 - 1);
+            }
+            i = (i + 1) & mask;
         }
-        let rc: Arc<str> = Arc::from(s);
-        let id = self.strs.len() as u32;
-        self.map.insert(rc.clone(), id);
-        self.strs.push(rc);
-        self.py.push(OnceLock::new());
+    }
+
+    fn grow(&mut self) {
+        let size = (self.table.len() * 2).max(64);
+        let mut table = vec![(0u32, 0u32); size];
+        let mask = size - 1;
+        for &(id1, h) in &self.table {
+            if id1 != 0 {
+                let mut i = h as usize & mask;
+                while table[i].0 != 0 {
+                    i = (i + 1) & mask;
+                }
+                table[i] = (id1, h);
+            }
+        }
+        self.table = table;
+    }
+
+    fn lookup(&mut self, s: &str) -> (u32, Result<u32, usize>) {
+        if (self.spans.len() + 1) * 2 > self.table.len() {
+            self.grow();
+        }
+        let h = hash_str(s) as u32;
+        (h, self.find(s, h))
+    }
+
+    fn add(&mut self, s: &str, h: u32, slot: usize, py: GILOnceCell<Py<PyString>>) -> u32 {
+        let id = self.spans.len() as u32;
+        self.spans.push((self.text.len() as u32, s.len() as u32));
+        self.text.push_str(s);
+        self.py.push(py);
+        self.table[slot] = (id + 1, h);
         id
     }
+
+    pub fn intern(&mut self, s: &str) -> u32 {
+        match self.lookup(s) {
+            (_, Ok(id)) => id,
+            (h, Err(slot)) => self.add(s, h, slot, GILOnceCell::new()),
+        }
+    }
+
     pub fn intern_py(&mut self, obj: &Bound<'_, PyString>) -> PyResult<u32> {
         let s = obj.to_str()?;
-        if let Some(&id) = self.map.get(s) {
-            return Ok(id);
+        Ok(match self.lookup(s) {
+            (_, Ok(id)) => id,
+            (h, Err(slot)) => {
+                let cell = GILOnceCell::new();
+                let _ = cell.set(obj.py(), obj.clone().unbind());
+                self.add(s, h, slot, cell)
+            }
+        })
+    }
+
+    /// Ask the CPU to load `s`'s first table slot (a hint: no effect on results).
+    #[inline]
+    pub fn prefetch(&self, s: &str) {
+        if self.table.is_empty() {
+            return;
         }
-        let id = self.intern(s);
-        let _ = self.py[id as usize].set(obj.clone().unbind());
-        Ok(id)
+        let i = hash_str(s) as u32 as usize & (self.table.len() - 1);
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(self.table.as_ptr().add(i) as *const i8, _MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
+
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.map.get(s).copied()
+        if self.table.is_empty() {
+            return None;
+        }
+        self.find(s, hash_str(s) as u32).ok()
     }
+
     #[inline]
     pub fn s(&self, id: u32) -> &str {
-        &self.strs[id as usize]
+        let (at, len) = self.spans[id as usize];
+        &self.text[at as usize..(at + len) as usize]
     }
+
     pub fn py(&self, py: Python<'_>, id: u32) -> *mut pyo3::ffi::PyObject {
         let cell = &self.py[id as usize];
-        let obj = cell.get_or_init(|| PyString::new_bound(py, &self.strs[id as usize]).unbind());
+        let obj = cell.get_or_init(py, || PyString::new_bound(py, self.s(id)).unbind());
         obj.clone_ref(py).into_ptr()
     }
 }
@@ -110,32 +190,50 @@ impl Interner {
 /// A string that is not interned (command ids, details), with its Python object if known.
 pub struct RStr {
     pub s: Box<str>,
-    pub py: OnceLock<Py<PyString>>,
+    pub py: GILOnceCell<Py<PyString>>,
 }
 
 impl RStr {
     pub fn new(s: &str) -> Arc<RStr> {
-        Arc::new(RStr { s: s.into(), py: OnceLock::new() })
+        Arc::new(RStr { s: s.into(), py: GILOnceCell::new() })
     }
     pub fn from_py(obj: &Bound<'_, PyString>) -> PyResult<Arc<RStr>> {
-        let r = RStr { s: obj.to_str()?.into(), py: OnceLock::new() };
-        let _ = r.py.set(obj.clone().unbind());
-        Ok(Arc::new(r))
+        Ok(Arc::new(RStr::inline_from_py(obj)?))
+    }
+    pub fn inline_from_py(obj: &Bound<'_, PyString>) -> PyResult<RStr> {
+        let r = RStr { s: obj.to_str()?.into(), py: GILOnceCell::new() };
+        let _ = r.py.set(obj.py(), obj.clone().unbind());
+        Ok(r)
+    }
+    /// This string, moved out of an `Arc` it is alone in (else copied, without the object).
+    fn unwrap(rc: Arc<RStr>) -> RStr {
+        Arc::try_unwrap(rc).unwrap_or_else(|rc| RStr { s: rc.s.clone(), py: GILOnceCell::new() })
     }
     pub fn py(&self, py: Python<'_>) -> *mut pyo3::ffi::PyObject {
-        self.py.get_or_init(|| PyString::new_bound(py, &self.s).unbind()).clone_ref(py).into_ptr()
+        self.py.get_or_init(py, || PyString::new_bound(py, &self.s).unbind()).clone_ref(py).into_ptr()
     }
 }
 
 /// A `Decimal` carried by an event: its `str()` and the Python object when known.
 pub struct DecV {
     pub text: Box<str>,
-    pub py: OnceLock<PyObject>,
+    pub py: GILOnceCell<PyObject>,
+}
+
+impl DecV {
+    pub fn new(text: &str) -> Arc<DecV> {
+        Arc::new(DecV { text: text.into(), py: GILOnceCell::new() })
+    }
+    pub fn with_py(text: String, obj: Bound<'_, PyAny>) -> Arc<DecV> {
+        let d = DecV { text: text.into(), py: GILOnceCell::new() };
+        let _ = d.py.set(obj.py(), obj.unbind());
+        Arc::new(d)
+    }
 }
 
 pub struct Meta {
-    pub cid: Arc<RStr>,
-    pub corr: Arc<RStr>,
+    pub cid: RStr,
+    pub corr: RStr,
     pub ts: i128,
 }
 
@@ -337,6 +435,32 @@ pub struct Ev {
     pub k: K,
 }
 
+/// The most fields an event class has (`OrderAccepted`).
+pub const MAX_FIELDS: usize = 17;
+
+/// An event's field values, in dataclass order, without a heap allocation.
+pub struct Vals<'a> {
+    pub v: [V<'a>; MAX_FIELDS],
+    pub n: usize,
+}
+
+impl<'a> Vals<'a> {
+    #[inline]
+    fn push(&mut self, v: V<'a>) {
+        self.v[self.n] = v;
+        self.n += 1;
+    }
+    #[inline]
+    fn extend_from_slice(&mut self, vs: &[V<'a>]) {
+        self.v[self.n..self.n + vs.len()].copy_from_slice(vs);
+        self.n += vs.len();
+    }
+    #[inline]
+    pub fn as_slice(&self) -> &[V<'a>] {
+        &self.v[..self.n]
+    }
+}
+
 /// One field value, for building the Python object or writing JSON.
 #[derive(Clone, Copy)]
 pub enum V<'a> {
@@ -369,8 +493,13 @@ impl Ev {
     }
 
     /// Field values in dataclass order (see `event_fields`).
-    pub fn values<'a>(&'a self, out: &mut Vec<V<'a>>) {
-        out.clear();
+    pub fn values(&self) -> Vals<'_> {
+        let mut out = Vals { v: [V::B(false); MAX_FIELDS], n: 0 };
+        self.fill(&mut out);
+        out
+    }
+
+    fn fill<'a>(&'a self, out: &mut Vals<'a>) {
         out.push(V::R(&self.m.cid));
         out.push(V::R(&self.m.corr));
         out.push(V::I(self.m.ts));
@@ -446,6 +575,9 @@ impl DV {
     fn r(&self) -> Arc<RStr> {
         if let DV::R(v) = self { v.clone() } else { unreachable!() }
     }
+    fn into_r(self) -> Arc<RStr> {
+        if let DV::R(v) = self { v } else { unreachable!() }
+    }
     fn i(&self) -> i128 {
         if let DV::I(v) = self { *v } else { unreachable!() }
     }
@@ -461,8 +593,10 @@ impl DV {
 }
 
 /// Assemble an event of class `cls` from its decoded fields (in dataclass order).
-pub fn assemble(cls: usize, v: &[DV]) -> Ev {
-    let m = Arc::new(Meta { cid: v[0].r(), corr: v[1].r(), ts: v[2].i() });
+pub fn assemble(cls: usize, mut v: Vec<DV>) -> Ev {
+    let mut take = |i: usize| RStr::unwrap(std::mem::replace(&mut v[i], DV::B(false)).into_r());
+    let (cid, corr) = (take(0), take(1));
+    let m = Arc::new(Meta { cid, corr, ts: v[2].i() });
     let f = &v[3..];
     let k = match cls {
         0 => K::Listed(Arc::new(Listed {
@@ -661,7 +795,78 @@ impl Account {
     }
 }
 
+/// A set of interned ids (dense: ids are small consecutive integers).
+#[derive(Default)]
+pub struct IdSet {
+    bits: Vec<u64>,
+    n: usize,
+}
+
+impl IdSet {
+    #[inline]
+    pub fn insert(&mut self, id: u32) -> bool {
+        let (w, b) = (id as usize / 64, 1u64 << (id % 64));
+        if w >= self.bits.len() {
+            self.bits.resize((w + 1).next_power_of_two(), 0);
+        }
+        let fresh = self.bits[w] & b == 0;
+        self.bits[w] |= b;
+        self.n += fresh as usize;
+        fresh
+    }
+    #[inline]
+    pub fn contains(&self, id: &u32) -> bool {
+        self.bits.get(*id as usize / 64).is_some_and(|w| w & (1u64 << (*id % 64)) != 0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    /// Every id in the set, in increasing order.
+    pub fn ids(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.n);
+        for (w, word) in self.bits.iter().enumerate() {
+            let mut x = *word;
+            while x != 0 {
+                let b = x.trailing_zeros();
+                out.push((w * 64) as u32 + b);
+                x &= x - 1;
+            }
+        }
+        out
+    }
+}
+
+/// An append-only list of events in fixed-size chunks: growing never moves what is stored.
+#[derive(Default)]
+pub struct Arena {
+    chunks: Vec<Vec<Ev>>,
+    len: usize,
+}
+
+const CHUNK: usize = 4096;
+
+impl Arena {
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn push(&mut self, e: Ev) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks[self.len / CHUNK].push(e);
+        self.len += 1;
+    }
+    pub fn range(&self, start: usize, len: usize) -> impl Iterator<Item = &Ev> + '_ {
+        (start..start + len).map(move |i| &self.chunks[i / CHUNK][i % CHUNK])
+    }
+}
+
+/// One PlaceOrder's idempotency record: its order id and its events, `Kernel::recorded`
+/// `[start..start + len]` (a record's events are consecutive: recording stops at the first
+/// event of another command).
 pub struct Record {
     pub oid: u32,
-    pub events: Vec<Ev>,
+    pub start: usize,
+    pub len: usize,
 }

@@ -3,21 +3,25 @@
 Random command streams run through both side by side: the same events after every command,
 the same ``state_hash()``, snapshots that load into the other implementation, replay of the
 Python events' canonical JSON through ``apply_payload``, and ``handle_encoded`` payloads
-byte-identical to ``canonical_json``.
+byte-identical to ``canonical_json``. The batch entry points (``handle_many``,
+``handle_encoded_many``) and the kernel's fast readers (command slots, ``Decimal``'s C layout)
+are checked the same way, including the inputs that take their fallbacks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.commands import Command
+from domain.commands import Command, PlaceOrder
 from domain.events import Event, EventDecodeError, to_dict
 from domain.exchange import Exchange
 from domain.kernel import FastExchange, kernel_available, kernel_status, make_exchange
@@ -26,6 +30,7 @@ from tests.unit.domain.factories import (
     ALICE,
     BOB,
     USD,
+    amend,
     buy,
     deposit,
     funded_exchange,
@@ -245,3 +250,121 @@ def test_commands_refuse_more_digits_than_the_kernel_reads() -> None:
     with pytest.raises(ValueError, match="exponent"):
         deposit(ALICE, USD, "1E+61")
     assert deposit(ALICE, USD, "9" * 38).amount == Decimal("9" * 38)
+
+
+def _stream_commands(specs: list[tuple[Any, ...]]) -> list[Command]:
+    commands = setup_commands()
+    commands += [deposit(a, s, "3000.00") for a in ACCOUNTS for s in ASSETS]
+    commands += [to_command(spec, n) for n, spec in enumerate(specs)]
+    return commands
+
+
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(specs=stream, cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=6))
+def test_batches_decide_like_one_command_at_a_time(
+    specs: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    commands = _stream_commands(specs)
+    bounds = sorted({0, len(commands), *(min(c, len(commands)) for c in cuts)})
+    batches = [commands[a:b] for a, b in pairwise(bounds)]
+    py, py_many, fast, fast_encoded = Exchange(), Exchange(), FastExchange(), FastExchange()
+    for batch in batches:
+        expected = [py.handle(cmd) for cmd in batch]
+        assert py_many.handle_many(batch) == expected
+        got = fast.handle_many(tuple(batch))  # any sequence
+        assert got == expected
+        assert [[type(e) for e in o.events] for o in got] == [
+            [type(e) for e in o.events] for o in expected
+        ]
+        encoded = fast_encoded.handle_encoded_many(iter(batch))  # any iterable
+        assert [outcome for outcome, _ in encoded] == expected
+        assert [payloads for _, payloads in encoded] == [
+            [canonical(e) for e in o.events] for o in expected
+        ]
+    assert fast.handle_many([]) == []
+    hashes = {py.state_hash(), py_many.state_hash(), fast.state_hash(), fast_encoded.state_hash()}
+    assert len(hashes) == 1
+
+
+def test_a_batch_that_raises_keeps_the_commands_before_it_in_both() -> None:
+    py, fast = funded_exchange(), FastExchange.from_snapshot(funded_exchange().snapshot())
+    batch: list[Any] = [sell(BOB, "100.00", "2"), buy(ALICE, "100.00", "1"), object(), buy()]
+    for ex in (py, fast):
+        with pytest.raises(TypeError, match="unknown command"):
+            ex.handle_many(batch)
+    assert fast.state_hash() == py.state_hash()
+    assert fast.order(batch[0].order_id) is not None
+
+
+def test_decimals_are_read_from_their_c_layout_on_cpython() -> None:
+    # CPython's _decimal: the kernel's start-up probes agree with str(), so the fast path is on
+    assert FastExchange().decimal_fast_path()
+
+
+class _OddDecimal(Decimal):
+    """A Decimal subclass: the kernel must read it through str(), not its C layout."""
+
+
+class _OddPlaceOrder(PlaceOrder):
+    """A command subclass: the kernel must read it through getattr, not slot offsets."""
+
+    __slots__ = ()
+
+
+finite_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: len(d.as_tuple().digits) <= 38 and abs(int(d.as_tuple().exponent)) <= 40
+)
+any_decimal = st.one_of(
+    finite_decimals,
+    st.sampled_from([Decimal(t) for t in ("NaN", "-NaN", "sNaN", "Infinity", "-Infinity")]),
+    st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1).map(Decimal),
+    st.integers(min_value=1, max_value=5000).map(lambda n: Decimal(n).scaleb(-2)),
+    st.builds(lambda c, e: Decimal(c).scaleb(e), st.integers(0, 10**20), st.integers(-25, 25)),
+)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    price=st.one_of(st.none(), any_decimal),
+    qty=st.one_of(st.none(), any_decimal),
+    new_price=st.one_of(st.none(), any_decimal),
+    new_qty=st.one_of(st.none(), any_decimal),
+    odd=st.sampled_from(["plain", "decimal_subclass", "command_subclass"]),
+)
+def test_any_decimal_argument_is_decided_the_same(
+    price: Decimal | None,
+    qty: Decimal | None,
+    new_price: Decimal | None,
+    new_qty: Decimal | None,
+    odd: str,
+) -> None:
+    def wrap(d: Decimal | None) -> Decimal | None:
+        return _OddDecimal(d) if d is not None and odd == "decimal_subclass" else d
+
+    py = funded_exchange()
+    fast = FastExchange.from_snapshot(py.snapshot())
+    resting = sell(BOB, "100.00", "2")
+    commands: list[Command] = [resting]
+    try:
+        place = replace(buy(ALICE), price=wrap(price), quantity=wrap(qty))
+        change = replace(
+            amend(BOB, resting.order_id, price="1.00"),
+            new_price=wrap(new_price),
+            new_quantity=wrap(new_qty),
+        )
+    except ValueError:  # beyond what a command accepts (digits, exponent)
+        return
+    if odd == "command_subclass":
+        fields = {n: getattr(place, n) for n in PlaceOrder.__dataclass_fields__}
+        place = _OddPlaceOrder(**fields)
+    commands += [place, change]
+    for cmd in commands:
+        expected = py.handle(cmd)
+        got, payloads = fast.handle_encoded(cmd)
+        assert got == expected, cmd
+        assert payloads == [canonical(e) for e in expected.events]
+    assert fast.state_hash() == py.state_hash()

@@ -186,6 +186,9 @@ def run(
         bool, typer.Option(help="Consume Kafka (the default); --no-kafka reads the event store.")
     ] = True,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "tradecore-projectors",
+    max_records: Annotated[
+        int, typer.Option(min=1, help="Most Kafka messages per read-model transaction.")
+    ] = 5_000,
 ) -> None:
     """Run every projector until stopped: from Kafka, or straight from the event store."""
     from infra.kafka_source import KafkaSource
@@ -202,7 +205,9 @@ def run(
         await store.open()
         source: KafkaSource | EventStoreSource = store
         if kafka:
-            source = KafkaSource(settings.kafka_servers, group_id=group, topic=topic)
+            source = KafkaSource(
+                settings.kafka_servers, group_id=group, topic=topic, max_records=max_records
+            )
             await source.open()
         runner = ProjectionRunner(storage, all_projectors(), backfill=store)
         task = asyncio.create_task(runner.run(source))

@@ -3,9 +3,9 @@ against a whole gateway (`build_gateway`: core, REST, /ws, Redis fan-out) under 
 
 The server is one process (`bench/serving_server.py`: uvicorn on uvloop, fsync on, a fresh
 scratch database `bench_serving_<hex>`, its own Redis key prefix); the load comes from other
-processes (`bench/serving_client.py`: asyncio + uvloop clients, httpx over HTTP/1.1 keep-alive
-and `websockets`). The gateway's rate limits are raised to 10,000,000 requests/s per user for
-the benchmark (the default is 50/s per user). Phases:
+processes (`bench/serving_client.py`: asyncio + uvloop clients, a lean HTTP/1.1 keep-alive
+client parsing with httptools, and `websockets`). The gateway's rate limits are raised to
+10,000,000 requests/s per user for the benchmark (the default is 50/s per user). Phases:
 
 1. `http`: closed loop, `--http-procs` processes x `--http-conns` keep-alive connections, each
    posting resting GTC limit orders (`POST /accounts/{id}/orders`) back to back;
@@ -461,7 +461,8 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 say(
                     f"  {n} client processes x {args.http_conns} keep-alive HTTP/1.1 connections "
-                    f"(httpx), closed loop, resting GTC limit orders, {len(entry)} traders"
+                    f"(raw asyncio + httptools), closed loop, resting GTC limit orders, "
+                    f"{len(entry)} traders"
                 )
                 results = run_workers(run_http_entry, jobs, phase, "orders")
                 figure, met = order_entry_report(phase, results, args.duration, 5000)
@@ -511,6 +512,13 @@ def main(argv: list[str] | None = None) -> None:
             after, core_after = CpuSample.take(server.pid), read_stats(stats)
             say("  " + after.since(before, sum(r["cpu_s"] for r in results)))
             say("  " + core_line(core_before, core_after, after.wall - before.wall))
+            if phase in ("http", "ws"):
+                commands = max(1, core_after["commands"] - core_before["commands"])
+                per_command = 1e6 * (after.server - before.server) / commands
+                say(
+                    f"  server CPU per order: {per_command:,.0f} µs "
+                    "(the figure least moved by other jobs on the machine)"
+                )
             summary.append((phase, TARGETS[phase], figure, met))
 
         say()

@@ -11,15 +11,18 @@ from typing import Any
 
 from domain.commands import (
     AmendOrder,
+    CancelAlert,
     CancelAllOrders,
     CancelOrder,
     Command,
+    CreateAlert,
     DepositFunds,
     HaltTrading,
     ListInstrument,
     OpenAccount,
     PlaceOrder,
     ResumeTrading,
+    TriggerAlert,
     WithdrawFunds,
 )
 from domain.values import MAX_DIGITS, MAX_EXPONENT
@@ -35,6 +38,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "cancel_order": CancelOrder,
     "amend_order": AmendOrder,
     "cancel_all_orders": CancelAllOrders,
+    "create_alert": CreateAlert,
+    "cancel_alert": CancelAlert,
+    "trigger_alert": TriggerAlert,
 }
 TYPE_NAMES = {cls: name for name, cls in COMMAND_TYPES.items()}
 

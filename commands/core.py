@@ -28,8 +28,9 @@ from time import perf_counter
 from typing import Any
 
 from commands.ports import EventStore, NewEvent, RecordedEvent, Snapshot, WriterFenced
-from domain.commands import Command
-from domain.events import Event, from_dict, to_dict
+from domain.alerts import Alerts, KnownMarket
+from domain.commands import ALERT_COMMANDS, Command, ListInstrument, OpenAccount
+from domain.events import ALERT_EVENT_TYPES, Event, EventDecodeError, from_dict, to_dict
 from domain.kernel import exchange_from_snapshot, exchange_from_snapshot_text, make_exchange
 
 EVENT_NAMESPACE = uuid.UUID("5b0e7c8e-59f4-4d43-a0a4-5f6a1c1e7a10")
@@ -54,7 +55,10 @@ class CommandResult:
 
     @property
     def rejected(self) -> bool:
-        return any(type(e).__name__ in ("OrderRejected", "CommandRejected") for e in self.events)
+        return any(
+            type(e).__name__ in ("OrderRejected", "CommandRejected", "AlertRejected")
+            for e in self.events
+        )
 
 
 # -- the envelope: canonical JSON payloads, deterministic ids, stream keys ----------------------
@@ -186,7 +190,12 @@ def uuid5(namespace: bytes, name: str) -> uuid.UUID:
     return made
 
 
-_OWNERS = (("order_id", "order"), ("account_id", "account"), ("symbol", "instrument"))
+_OWNERS = (
+    ("alert_id", "alert"),  # only alert events have one: the exchange's keys are unchanged
+    ("order_id", "order"),
+    ("account_id", "account"),
+    ("symbol", "instrument"),
+)
 
 
 def stream_key(event: Event) -> str:
@@ -314,6 +323,9 @@ class Core:
         self.snapshot_every = snapshot_every
         self.on_commit = on_commit
         self.exchange = make_exchange()
+        # Price alerts: a small pure-Python decider beside the exchange, in the same log.
+        self.alerts = Alerts()
+        self._market: KnownMarket | None = None  # what alerts ask of the exchange, made lazily
         self.streams = Streams()
         self.position = 0
         self._last_snapshot = 0
@@ -363,9 +375,11 @@ class Core:
 
     async def _recover(self) -> None:
         snapshot = await self.store.latest_snapshot()
+        self.alerts, self._market = Alerts(), None
         if snapshot is None:
             self.exchange, self.streams, self.position = make_exchange(), Streams(), 0
         else:
+            snapshot = self._take_alerts(snapshot)
             split = snapshot.split_text()
             if split is not None:
                 exchange_text, versions = split
@@ -375,9 +389,36 @@ class Core:
                 state = snapshot.loaded_state()
                 self.exchange = exchange_from_snapshot(state["exchange"])
                 self.streams = Streams(state["streams"])
+                if "alerts" in state:
+                    self.alerts = Alerts.from_snapshot(state["alerts"])
             self.position = snapshot.position
         self._last_snapshot = self.position
         await self.replay_tail()
+
+    def _take_alerts(self, snapshot: Snapshot) -> Snapshot:
+        """Load the alerts of a snapshot written as text (``{"alerts":…,"exchange":…}``) and
+        return the rest in the layout the exchange reads. Snapshots without alerts (all
+        those written before alerts existed) are returned as they are."""
+        text = snapshot.text
+        if snapshot.state or text is None or not text.startswith(_ALERTS_HEAD):
+            return snapshot
+        data, end = _JSON.raw_decode(text, len(_ALERTS_HEAD))
+        self.alerts = Alerts.from_snapshot(data)
+        return dataclasses.replace(snapshot, text="{" + text[end + 1 :])
+
+    def _apply_other(self, payload: bytes) -> str:
+        """Replay of a payload the kernel does not know: an alert event (else the error)."""
+        event = decode_payload(payload)
+        if not isinstance(event, ALERT_EVENT_TYPES):
+            raise EventDecodeError(f"the exchange refused a {type(event).__name__} payload")
+        self.alerts.apply(event)
+        return fast_stream_key(event)
+
+    def _apply_event(self, event: Event) -> None:
+        if isinstance(event, ALERT_EVENT_TYPES):
+            self.alerts.apply(event)
+        else:
+            self.exchange.apply(event)
 
     async def replay_tail(self, batch: int = 20_000, upto: int | None = None) -> int:
         """Apply every logged event after the current position (up to `upto`).
@@ -396,15 +437,21 @@ class Core:
         if apply_payload is not None and read_blobs is not None:
             async for last, versions, payloads in read_blobs(self.position, upto, batch):
                 for version, payload in zip(versions, payloads, strict=True):
-                    observe[apply_payload(payload)] = version
+                    try:
+                        observe[apply_payload(payload)] = version
+                    except EventDecodeError:  # alert events are not the kernel's
+                        observe[self._apply_other(payload)] = version
                 self.position = last
                 replayed += len(payloads)
             return replayed
-        apply, loads, decode = self.exchange.apply, json.loads, from_dict
+        apply, loads, decode = self._apply_event, json.loads, from_dict
         async for page in read_pages(self.position, upto, batch):
             if apply_payload is not None:
                 for _, version, payload in page:
-                    observe[apply_payload(payload)] = version
+                    try:
+                        observe[apply_payload(payload)] = version
+                    except EventDecodeError:  # alert events are not the kernel's
+                        observe[self._apply_other(payload)] = version
             else:
                 for _, version, payload in page:
                     event = decode(loads(payload))
@@ -424,7 +471,7 @@ class Core:
                 break
             for row in rows:
                 event = decode_payload(row.event.payload)
-                self.exchange.apply(event)
+                self._apply_event(event)
                 self.streams.observe(event, row.event.stream_version)
                 self.position = row.position
             replayed += len(rows)
@@ -443,7 +490,8 @@ class Core:
         return await future
 
     def state_hash(self) -> str:
-        return self.exchange.state_hash()
+        """The exchange's state hash; with alerts, combined with theirs (see `combined_hash`)."""
+        return combined_hash(self.exchange.state_hash(), self.alerts)
 
     # -- the sequencer ---------------------------------------------------------------------------
 
@@ -524,16 +572,32 @@ class Core:
         # The Rust kernel also writes each event's canonical JSON (byte-identical, tested).
         handle_encoded = getattr(self.exchange, "handle_encoded", None)
         for command, future in batch:
-            if handle_encoded is None:
+            kind = type(command)
+            if kind in _ALERT_COMMANDS:
+                outcome, payloads = self.alerts.handle(command, self._alert_market()), None
+            elif handle_encoded is None:
                 outcome, payloads = handle(command), None
             else:
                 outcome, payloads = handle_encoded(command)
+            if kind in _DIRECTORY_COMMANDS and self._market is not None:
+                self._market.observe(outcome.events)
             events = outcome.events
             decided.append((future, command, events, outcome.duplicate))
             if not outcome.duplicate:
                 for i, event in enumerate(events):
                     envelopes.append(envelope(event, i, None if payloads is None else payloads[i]))
         return decided, envelopes
+
+    def _alert_market(self) -> KnownMarket:
+        """Accounts and tick sizes for the alerts, read from the exchange's views once (they
+        are copies with the kernel) and then kept up to date from the decided events."""
+        market = self._market
+        if market is None:
+            exchange = self.exchange
+            ticks = {str(s): i.tick_size for s, i in exchange.instruments.items()}
+            market = KnownMarket(exchange.accounts, ticks, exchange.reference_price)
+            self._market = market
+        return market
 
     async def _commit(self, decided: _Decided, envelopes: list[NewEvent]) -> BaseException | None:
         """Append one decided batch and answer its callers; on failure return why, answer none."""
@@ -612,21 +676,42 @@ class Core:
         started = perf_counter()
         streams = dict(self.streams.versions)
         snapshot_json = getattr(self.exchange, "snapshot_json", None)
+        # Alerts go first, and only when there are any: a snapshot without them keeps the
+        # layout (and hash) it had before alerts existed, so older cores can still read it.
+        alerts = self.alerts
         if snapshot_json is not None:
             # The kernel writes the canonical JSON itself: hash and store that text as it is.
             text = snapshot_json()
-            state_hash = await asyncio.to_thread(_sha256_hex, text)
-            whole = '{"exchange":' + text + ',"streams":' + json.dumps(streams) + "}"
+            state_hash = combined_hash(await asyncio.to_thread(_sha256_hex, text), alerts)
+            head = _ALERTS_HEAD + alerts.snapshot_json() + "," if len(alerts) else "{"
+            whole = head + '"exchange":' + text + ',"streams":' + json.dumps(streams) + "}"
             snap = Snapshot(self.position, state_hash, {}, whole)
         else:
-            state: dict[str, Any] = {"exchange": self.exchange.snapshot(), "streams": streams}
+            state: dict[str, Any] = {"alerts": alerts.snapshot()} if len(alerts) else {}
+            state.update(exchange=self.exchange.snapshot(), streams=streams)
             # The dict is a copy: hash it off the loop's thread rather than snapshot twice.
-            state_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
+            exchange_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
+            state_hash = combined_hash(exchange_hash, alerts)
             snap = Snapshot(self.position, state_hash, state)
         await self.store.save_snapshot(snap)
         self._last_snapshot = self.position
         self.stats.snapshotting += perf_counter() - started
         return snap
+
+
+_ALERTS_HEAD = '{"alerts":'
+_JSON = json.JSONDecoder()
+_ALERT_COMMANDS = frozenset(ALERT_COMMANDS)
+_DIRECTORY_COMMANDS = frozenset((OpenAccount, ListInstrument))  # they add accounts, symbols
+
+
+def combined_hash(exchange_hash: str, alerts: Alerts) -> str:
+    """The core's state hash: the exchange's alone while there are no alerts (so every state
+    hash recorded before alerts existed still holds), else sha256 over both hashes."""
+    if not len(alerts):
+        return exchange_hash
+    both = f"{exchange_hash}:{alerts.state_hash()}"
+    return hashlib.sha256(both.encode()).hexdigest()
 
 
 def _sha256_hex(text: str) -> str:

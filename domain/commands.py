@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.events import AlertCondition, AlertId
 from domain.values import (
     MAX_DIGITS,
     MAX_EXPONENT,
@@ -180,3 +181,66 @@ class AmendOrder(Command):
 class CancelAllOrders(Command):
     account_id: AccountId
     symbol: Symbol | None = None
+
+
+# -- price alerts (decided by domain.alerts, not by the exchange) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateAlert(Command):
+    """Arm an alert on ``symbol`` for ``account_id``. ``crosses_above``/``crosses_below`` take
+    ``level`` (a price); ``moves_pct`` takes ``pct`` (percent, e.g. ``Decimal("2.5")``) and
+    ``window_s`` (seconds)."""
+
+    account_id: AccountId
+    alert_id: AlertId
+    symbol: Symbol
+    condition: AlertCondition
+    level: Decimal | None = None
+    pct: Decimal | None = None
+    window_s: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int(self.timestamp_ns, "timestamp_ns")
+        _check_decimal(self.level, "level", optional=True)
+        _check_decimal(self.pct, "pct", optional=True)
+        if self.window_s is not None:
+            _check_int(self.window_s, "window_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAlert(Command):
+    account_id: AccountId
+    alert_id: AlertId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerAlert(Command):
+    """Fire an alert on the trade that met its condition (sent by the alert evaluator).
+
+    ``reference_price_ticks``/``reference_at_ns``: the price the trade crossed from, or moved
+    from within the window. Triggering is idempotent: an alert that already triggered (or was
+    canceled) stays as it is and nothing is written."""
+
+    alert_id: AlertId
+    trade_id: int
+    trade_position: int
+    price_ticks: int
+    traded_at_ns: int
+    reference_price_ticks: int
+    reference_at_ns: int
+
+    def __post_init__(self) -> None:
+        for name in (
+            "timestamp_ns",
+            "trade_id",
+            "trade_position",
+            "price_ticks",
+            "traded_at_ns",
+            "reference_price_ticks",
+            "reference_at_ns",
+        ):
+            _check_int(getattr(self, name), name)
+
+
+ALERT_COMMANDS: tuple[type[Command], ...] = (CreateAlert, CancelAlert, TriggerAlert)

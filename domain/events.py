@@ -14,8 +14,8 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from enum import Enum, StrEnum
+from typing import Any, ClassVar, NewType, TypeVar
 
 from domain.values import (
     AccountId,
@@ -245,6 +245,104 @@ class CommandRejected(Event):
     detail: str
 
 
+# -- price alerts (domain.alerts): decided in Python beside the exchange, never by the kernel --
+
+AlertId = NewType("AlertId", str)
+
+
+class AlertCondition(StrEnum):
+    """When an alert fires: the price crosses a level, or moves by a percentage in a window."""
+
+    CROSSES_ABOVE = "crosses_above"
+    CROSSES_BELOW = "crosses_below"
+    MOVES_PCT = "moves_pct"
+
+
+class AlertRejectReason(StrEnum):
+    """Machine-readable reason of an ``AlertRejected`` (kept apart from ``Reason``, which the
+    Rust kernel mirrors)."""
+
+    UNKNOWN_ACCOUNT = "unknown_account"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    UNKNOWN_ALERT = "unknown_alert"
+    DUPLICATE_ALERT_ID = "duplicate_alert_id"
+    NOT_ALERT_OWNER = "not_alert_owner"
+    ALREADY_TRIGGERED = "already_triggered"
+    ALREADY_CANCELED = "already_canceled"
+    INVALID_CONDITION = "invalid_condition"
+    INVALID_LEVEL = "invalid_level"
+    INVALID_PCT = "invalid_pct"
+    INVALID_WINDOW = "invalid_window"
+    TOO_MANY_ALERTS = "too_many_alerts"
+    CONDITION_NOT_MET = "condition_not_met"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertCreated(Event):
+    """An alert is armed. ``level_ticks`` for the crossings (0 otherwise); ``pct_bps`` (1% is
+    100) and ``window_s`` for ``moves_pct`` (0 otherwise). ``last_price_ticks`` is the
+    symbol's last trade price (else its listing reference) when the alert was created: the
+    price a crossing starts from."""
+
+    event_type: ClassVar[str] = "AlertCreated"
+    schema_version: ClassVar[int] = 1
+
+    alert_id: AlertId
+    account_id: AccountId
+    symbol: Symbol
+    condition: AlertCondition
+    level_ticks: int
+    pct_bps: int
+    window_s: int
+    last_price_ticks: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertCanceled(Event):
+    event_type: ClassVar[str] = "AlertCanceled"
+    schema_version: ClassVar[int] = 1
+
+    alert_id: AlertId
+    account_id: AccountId
+    symbol: Symbol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertTriggered(Event):
+    """The alert fired on trade ``trade_id`` (log position ``trade_position``) at
+    ``price_ticks``. ``reference_price_ticks``/``reference_at_ns``: the price it crossed from
+    (crossings) or moved from within the window (``moves_pct``). An alert triggers once."""
+
+    event_type: ClassVar[str] = "AlertTriggered"
+    schema_version: ClassVar[int] = 1
+
+    alert_id: AlertId
+    account_id: AccountId
+    symbol: Symbol
+    condition: AlertCondition
+    trade_id: int
+    trade_position: int
+    price_ticks: int
+    traded_at_ns: int
+    reference_price_ticks: int
+    reference_at_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRejected(Event):
+    """An alert command was refused; nothing changed. ``symbol`` is empty when unknown."""
+
+    event_type: ClassVar[str] = "AlertRejected"
+    schema_version: ClassVar[int] = 1
+
+    alert_id: AlertId
+    account_id: AccountId
+    symbol: Symbol
+    command_type: str
+    reason: AlertRejectReason
+    detail: str
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     InstrumentListed,
     TradingHalted,
@@ -262,7 +360,18 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CommandRejected,
 )
 
+# The exchange's events (the Rust kernel is built against exactly this tuple) and the alerts'.
+ALERT_EVENT_TYPES: tuple[type[Event], ...] = (
+    AlertCreated,
+    AlertCanceled,
+    AlertTriggered,
+    AlertRejected,
+)
+ALL_EVENT_TYPES: tuple[type[Event], ...] = EVENT_TYPES + ALERT_EVENT_TYPES
+
 REGISTRY: dict[str, type[Event]] = {cls.event_type: cls for cls in EVENT_TYPES}
+ALERT_REGISTRY: dict[str, type[Event]] = {cls.event_type: cls for cls in ALERT_EVENT_TYPES}
+_ALL_REGISTRY: dict[str, type[Event]] = {**REGISTRY, **ALERT_REGISTRY}
 
 JsonValue = str | int | bool | None
 _Decoder = Callable[[Any], Any]
@@ -385,7 +494,7 @@ def frozen_builder(cls: type[T]) -> Callable[..., T]:
 
 
 _BUILDERS: dict[type[Event], Callable[..., Event]] = {
-    cls: frozen_builder(cls) for cls in EVENT_TYPES
+    cls: frozen_builder(cls) for cls in ALL_EVENT_TYPES
 }
 
 
@@ -412,7 +521,7 @@ def _make_encoder(cls: type[Event]) -> Callable[[Event], dict[str, JsonValue]]:
 
 
 _ENCODERS: dict[type[Event], Callable[[Event], dict[str, JsonValue]]] = {
-    cls: _make_encoder(cls) for cls in EVENT_TYPES
+    cls: _make_encoder(cls) for cls in ALL_EVENT_TYPES
 }
 
 
@@ -450,7 +559,7 @@ def _make_decoder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
 
 
 _DECODER_FNS: dict[str, tuple[int, Callable[[dict[str, Any]], Event]]] = {
-    cls.event_type: (cls.schema_version, _make_decoder(cls)) for cls in EVENT_TYPES
+    cls.event_type: (cls.schema_version, _make_decoder(cls)) for cls in ALL_EVENT_TYPES
 }
 
 
@@ -547,7 +656,7 @@ def _slow_to_dict(event: Event) -> dict[str, JsonValue]:
 
 def _build_decoders() -> dict[str, tuple[tuple[str, _Decoder], ...]]:
     table: dict[str, tuple[tuple[str, _Decoder], ...]] = {}
-    for cls in EVENT_TYPES:
+    for cls in ALL_EVENT_TYPES:
         hints = typing.get_type_hints(cls)
         table[cls.event_type] = tuple((f.name, _decoder_for(hints[f.name])) for f in fields(cls))
     return table
@@ -558,9 +667,9 @@ _DECODERS = _build_decoders()
 
 def _slow_from_dict(data: dict[str, Any]) -> Event:
     event_type = data.get("event_type")
-    if not isinstance(event_type, str) or event_type not in REGISTRY:
+    if not isinstance(event_type, str) or event_type not in _ALL_REGISTRY:
         raise EventDecodeError(f"unknown event_type {event_type!r}")
-    cls = REGISTRY[event_type]
+    cls = _ALL_REGISTRY[event_type]
     if data.get("schema_version") != cls.schema_version:
         raise EventDecodeError(
             f"{event_type}: schema_version {data.get('schema_version')!r} is not "

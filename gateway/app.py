@@ -10,7 +10,8 @@ from fastapi import FastAPI, Response
 from gateway.body import DEFAULT_MAX_BODY, BodyGuard
 from gateway.errors import install_error_handlers
 from gateway.health import ComponentHealth, HealthProbe, HealthReport
-from gateway.routes import accounts, auth, events, instruments, orders
+from gateway.lane import OrderEntryLane
+from gateway.routes import accounts, alerts, auth, events, instruments, orders
 from gateway.services import GatewayServices
 from gateway.ws import server as ws
 from read_api.router import ReadApiSetup, graphql_router
@@ -39,6 +40,8 @@ def create_app(
     app = FastAPI(title="Tradecore", version=version, lifespan=lifespan, description=DESCRIPTION)
     install_error_handlers(app)
     max_body = DEFAULT_MAX_BODY if services is None else services.config.max_body
+    if services is not None:  # inside BodyGuard: bodies reach it checked (gateway/lane.py)
+        app.add_middleware(OrderEntryLane, services=services)
     app.add_middleware(BodyGuard, max_body=max_body)
 
     @app.get("/health", response_model=HealthReport, tags=["operations"])
@@ -54,7 +57,7 @@ def create_app(
 
     if services is not None:
         app.state.services = services
-        for module in (auth, orders, accounts, instruments, events):
+        for module in (auth, orders, alerts, accounts, instruments, events):
             app.include_router(module.router)
         if graphql is not None:  # GraphQL's tokens and commands go through the routes above
             router = graphql_router(graphql, app=app)

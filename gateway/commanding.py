@@ -23,19 +23,30 @@ from commands.core import CommandResult
 from domain.commands import Command
 from domain.events import to_dict
 from gateway.errors import ApiError
+from gateway.jsontext import FastJSONResponse
 from gateway.ports import StoredResponse
-from gateway.schemas import CommandOutcome, EventOut
+from gateway.schemas import CommandOutcome
 from gateway.services import GatewayServices
 
 ORDER_NAMESPACE = uuid.UUID("8f0d3f1e-3a55-4c1a-9f7e-2c3c0f4a9b11")
 HEADER_PATTERN = r"^[\x21-\x7e]{1,128}$"  # visible ASCII, no spaces
 
-_REJECTIONS = ("OrderRejected", "CommandRejected", "WithdrawalRejected")
+_REJECTIONS = ("OrderRejected", "CommandRejected", "WithdrawalRejected", "AlertRejected")
+
+
+_NAMESPACE_BYTES = ORDER_NAMESPACE.bytes
 
 
 def order_id_for(account_id: str, client_order_id: str) -> str:
-    """Deterministic: a retry of the same (account, client order id) is the same order."""
-    return "o-" + uuid.uuid5(ORDER_NAMESPACE, f"{account_id}\x1f{client_order_id}").hex
+    """Deterministic: a retry of the same (account, client order id) is the same order.
+
+    ``"o-" + uuid5(ORDER_NAMESPACE, account + "\x1f" + client order id).hex``, computed without
+    building UUID objects (it is on every order's path)."""
+    name = f"{account_id}\x1f{client_order_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return "o-" + digest.hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +55,7 @@ class CommandHeaders:
     correlation_id: str | None
 
 
-def command_headers(
+async def command_headers(  # async: FastAPI runs a plain `def` dependency in a thread
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -75,24 +86,35 @@ class Meta:
 
 
 def outcome_of(result: CommandResult, meta: Meta, order_id: str | None) -> CommandOutcome:
+    return CommandOutcome.model_validate(outcome_body(result, meta, order_id))
+
+
+def outcome_body(result: CommandResult, meta: Meta, order_id: str | None) -> dict[str, Any]:
+    """`outcome_of` as its JSON body, built directly: this is on every command's path, and
+    going through the pydantic model and back cost more than deciding the order."""
     reason = None
     for event in result.events:
         if type(event).__name__ in _REJECTIONS:
             reason = str(getattr(event, "reason", "rejected"))
             break
-    positions: list[int | None] = list(result.positions) or [None] * len(result.events)
-    return CommandOutcome(
-        command_id=meta.command_id,
-        correlation_id=meta.correlation_id,
-        outcome="rejected" if reason is not None else "accepted",
-        reason=reason,
-        duplicate=result.duplicate,
-        order_id=order_id,
-        events=[
-            EventOut(position=p, event=to_dict(e))
-            for p, e in zip(positions, result.events, strict=True)
+    events = result.events
+    positions: tuple[int, ...] | list[None] = result.positions or [None] * len(events)
+    return {
+        "command_id": meta.command_id,
+        "correlation_id": meta.correlation_id,
+        "outcome": "rejected" if reason is not None else "accepted",
+        "reason": reason,
+        "duplicate": result.duplicate,
+        "order_id": order_id,
+        "events": [
+            {"position": p, "event": to_dict(e)} for p, e in zip(positions, events, strict=True)
         ],
-    )
+    }
+
+
+Fingerprint = str | Callable[[], str]
+"""A request's fingerprint, or how to compute it: only requests with an Idempotency-Key
+need one, so routes on the hot path pass a function."""
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -104,7 +126,7 @@ async def execute(
     services: GatewayServices,
     username: str,
     headers: CommandHeaders,
-    request_fingerprint: str,
+    request_fingerprint: Fingerprint,
     build: Callable[[Meta], Command],
     *,
     order_id: str | None = None,
@@ -116,6 +138,8 @@ async def execute(
     key = None
     ttl = services.config.idempotency_ttl_s
     if headers.idempotency_key is not None:
+        if not isinstance(request_fingerprint, str):
+            request_fingerprint = request_fingerprint()
         digest = hashlib.sha256(headers.idempotency_key.encode()).hexdigest()
         key = f"{username}:{digest}"
         begun = await services.idempotency.begin(key, request_fingerprint, ttl)
@@ -142,8 +166,9 @@ async def execute(
         if key is not None:
             await services.idempotency.abandon(key)
         raise
-    body = outcome_of(result, meta, order_id).model_dump(mode="json")
+    body = outcome_body(result, meta, order_id)
     if key is not None:
+        assert isinstance(request_fingerprint, str)
         stored = StoredResponse(200, body)
         await services.idempotency.complete(key, request_fingerprint, stored, ttl)
-    return JSONResponse(body, headers={"X-Correlation-Id": meta.correlation_id})
+    return FastJSONResponse(body, headers={"X-Correlation-Id": meta.correlation_id})

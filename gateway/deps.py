@@ -16,7 +16,9 @@ from gateway.services import GatewayServices
 from gateway.tokens import AccessClaims
 
 
-def get_services(request: Request) -> GatewayServices:
+async def get_services(request: Request) -> GatewayServices:
+    # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hand-off per request and per dependency.
     services: GatewayServices = request.app.state.services
     return services
 
@@ -78,7 +80,11 @@ async def current_principal(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("not_authenticated", "send Authorization: Bearer <access token>")
-    claims = services.tokens.decode_access(token.strip())
+    return await admit(services, services.tokens.decode_access(token.strip()))
+
+
+async def admit(services: GatewayServices, claims: AccessClaims) -> Principal:
+    """The caller of a verified token, unless the token is revoked or the user over its limit."""
     if await services.revocations.is_revoked(
         claims.jti, claims.family, claims.user.username, claims.issued_at
     ):

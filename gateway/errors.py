@@ -132,10 +132,26 @@ _HTTP_CODES = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+def service_error(exc: Exception) -> JSONResponse | None:
+    """The response to an error of the services behind a route (the handlers below), or None
+    when ``exc`` is not one of them; also used by the order-entry lane (gateway.lane)."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    if isinstance(exc, CoreStopped):
+        return error_response(503, "core_unavailable", str(exc), headers={"Retry-After": "5"})
+    if isinstance(exc, ServiceUnavailable):
+        return error_response(503, "service_unavailable", str(exc), headers={"Retry-After": "5"})
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def _service(_: Request, exc: Exception) -> JSONResponse:
+        response = service_error(exc)
+        assert response is not None
+        return response
+
+    for kind in (ApiError, CoreStopped, ServiceUnavailable):
+        app.add_exception_handler(kind, _service)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -147,14 +163,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
-
-    @app.exception_handler(CoreStopped)
-    async def _core_stopped(_: Request, exc: CoreStopped) -> JSONResponse:
-        return error_response(503, "core_unavailable", str(exc), headers={"Retry-After": "5"})
-
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return error_response(503, "service_unavailable", str(exc), headers={"Retry-After": "5"})
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

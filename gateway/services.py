@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,7 +30,8 @@ class GatewayConfig:
 
 
 def _new_command_id() -> str:
-    return f"gw-{uuid.uuid4().hex}"
+    # 128 random bits as 32 hex digits, like uuid4().hex without the UUID object
+    return f"gw-{os.urandom(16).hex()}"
 
 
 @dataclass

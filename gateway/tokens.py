@@ -47,10 +47,19 @@ class RefreshClaims:
     expires_at: int
 
 
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenIssuer:
     def __init__(self, config: TokenConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        # Access tokens whose signature and claims were checked, by their text. A signature
+        # checked once stays good (the key does not change), so a hit only re-checks expiry,
+        # the one thing that changes with time; revocation is not cached here (callers ask
+        # the revocation store every time). Saves the HMAC, base64 and JSON of PyJWT per
+        # request. Bounded: emptied when full.
+        self._verified: dict[str, AccessClaims] = {}
 
     def _sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self.config.secret, algorithm=ALGORITHM)
@@ -118,6 +127,17 @@ class TokenIssuer:
         return claims
 
     def decode_access(self, token: str) -> AccessClaims:
+        cached = self._verified.get(token)
+        # PyJWT's rule, with its clock: expired once `exp <= now`.
+        if cached is not None and cached.expires_at > time.time():
+            return cached
+        verified = self._decode_access(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified
+
+    def _decode_access(self, token: str) -> AccessClaims:
         claims = self._decode(token, "access")
         try:
             user = User(

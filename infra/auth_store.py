@@ -6,10 +6,11 @@ what they protect, so Redis holds nothing that outlives its token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.ports import IdempotencyBegin, RotateOutcome, ServiceUnavailable, StoredResponse
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
 
 # Atomically: the family's current refresh token is ARGV[1]? Then it becomes ARGV[2].
 # A family whose current token is another one saw a reuse: revoke it whole.
@@ -41,10 +43,65 @@ async def guarded(call: Callable[[], Awaitable[T]]) -> T:
         raise ServiceUnavailable(f"Redis does not answer: {exc}") from exc
 
 
+class Coalescer(Generic[I, T]):
+    """One Redis round trip for many callers: what is asked while a round trip is on the wire
+    (or within the same event-loop turn) goes out together in the next one, the way the core
+    groups commits. Nothing is cached: every answer comes from a round trip that started
+    after it was asked for, so the stores keep their exact semantics (a revocation written
+    by anyone is seen by the next check) at one round trip per batch instead of per request.
+    ``run`` answers a batch of items in order."""
+
+    def __init__(self, run: Callable[[Sequence[I]], Awaitable[Sequence[T]]]) -> None:
+        self._run = run
+        self._pending: list[tuple[I, asyncio.Future[T]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: I) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        task = self._task
+        if task is not None and (task.done() or task.get_loop() is not loop):
+            task = self._task = None  # a loop that ended (tests run one per case)
+            self._pending = []
+        self._pending.append((item, future))
+        if task is None:
+            self._task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    answers = await self._run([item for item, _ in batch])
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"{len(answers)} answers to {len(batch)} asks")
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):  # checked above
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            if self._task is asyncio.current_task():  # not replaced by another loop's drain
+                self._task = None
+                # cancelled with callers still waiting: they get the cancel too
+                for _, future in self._pending:
+                    future.cancel()
+                self._pending = []
+
+
 class RedisTokenRevocations:
     def __init__(self, redis: Redis, prefix: str = "tradecore:") -> None:
         self.redis = redis
         self.prefix = prefix
+        self._check = Coalescer(self._check_batch)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -70,11 +127,21 @@ class RedisTokenRevocations:
         keys = [self._k("rev", "jti", jti), self._k("rev", "user", username)]
         if family is not None:
             keys.append(self._k("rev", "fam", family))
-        values = await guarded(lambda: self.redis.mget(keys))
+        values = await self._check(keys)
         jti_hit, user_stamp, *family_hit = values
         if jti_hit is not None or any(v is not None for v in family_hit):
             return True
         return user_stamp is not None and issued_at <= int(user_stamp)
+
+    async def _check_batch(self, batch: Sequence[list[str]]) -> list[list[Any]]:
+        """The checks of one batch as one MGET; each gets its own keys' values back."""
+        keys = [key for keys in batch for key in keys]
+        values = await guarded(lambda: self.redis.mget(keys))
+        out, at = [], 0
+        for keys in batch:
+            out.append(values[at : at + len(keys)])
+            at += len(keys)
+        return out
 
     async def start_family(self, family: str, refresh_jti: str, ttl_s: int) -> None:
         await guarded(lambda: self.redis.set(self._k("fam", family), refresh_jti, ex=ttl_s))

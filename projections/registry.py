@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.alerts import AlertsProjector
 from projections.base import Projector
 from projections.candles import CandlesProjector
 from projections.market_stats import MarketStatsProjector
@@ -20,6 +21,7 @@ def all_projectors() -> list[Projector]:
         OrdersProjector(),
         OrderBookProjector(),
         MarketStatsProjector(),
+        AlertsProjector(),
     ]
 
 

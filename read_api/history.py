@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.events import from_dict
+from domain.events import ALERT_EVENT_TYPES, from_dict
 from domain.exchange import Exchange
 from domain.values import AccountId, from_atoms
 from read_api import queries
@@ -84,7 +84,9 @@ async def exchange_at(db: Db, position: int) -> tuple[Exchange, int, int | None]
     while True:
         rows = await queries.event_payloads(db, start, position, REPLAY_BATCH)
         for row in rows:
-            exchange.apply(from_dict(json.loads(bytes(row["state"]))))
+            event = from_dict(json.loads(bytes(row["state"])))
+            if not isinstance(event, ALERT_EVENT_TYPES):  # alerts do not change an account
+                exchange.apply(event)
         replayed += len(rows)
         if len(rows) < REPLAY_BATCH:
             return exchange, replayed, used

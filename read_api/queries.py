@@ -335,3 +335,25 @@ async def event_payloads(db: Db, after: int, upto: int, limit: int) -> list[Any]
         upto,
         limit,
     )
+
+
+ALERT_STATUSES = ("active", "triggered", "canceled")
+
+
+async def alerts_of(
+    db: Db, accounts: Sequence[str], status: str | None, symbol: str | None, limit: int
+) -> list[Any]:
+    """The accounts' alerts, newest first (at most ``limit``)."""
+    return await db.fetch(
+        """
+        SELECT * FROM alerts
+        WHERE account_id = ANY($1::text[])
+          AND ($2::text IS NULL OR status = $2)
+          AND ($3::text IS NULL OR symbol = $3)
+        ORDER BY created_position DESC LIMIT $4
+        """,
+        list(accounts),
+        status,
+        symbol,
+        limit,
+    )

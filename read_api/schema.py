@@ -28,6 +28,7 @@ from read_api.history import account_state_at
 from read_api.permissions import Audits, ReadsAccount, SignedIn
 from read_api.scalars import SCALARS, BigInt
 from read_api.types.account import Order, Portfolio
+from read_api.types.alerts import Alert, AlertInput
 from read_api.types.audit import AccountState, EventFilter, RecordedEvent
 from read_api.types.commands import CommandOutcome, InstrumentInput, OrderInput
 from read_api.types.live import LiveMessage
@@ -186,6 +187,28 @@ class Query:
     async def all_market_stats(self, info: Info) -> list[MarketStats]:
         return [MarketStats.from_row(r) for r in await queries.all_stats(info.context.db)]
 
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="price alerts, newest first: a trader's own (every owned account by "
+        "default); auditors and admins give the account",
+    )
+    async def alerts(
+        self,
+        info: Info,
+        account_id: str | None = None,
+        status: str | None = None,
+        symbol: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        viewer = info.context.require_viewer()
+        accounts = _own_accounts(viewer, account_id)
+        if status is not None and status not in queries.ALERT_STATUSES:
+            raise invalid_value("status", f"status is one of {', '.join(queries.ALERT_STATUSES)}")
+        rows = await queries.alerts_of(
+            info.context.db, accounts, status, symbol, _limit(limit, MAX_LIST)
+        )
+        return [Alert.from_row(r) for r in rows]
+
     @strawberry.field(permission_classes=[Audits], description="the committed log, in order")
     async def events(
         self, info: Info, filter: EventFilter | None = None, limit: int = 100
@@ -341,6 +364,31 @@ class Mutation:
         return await _command(info, "DELETE", path, None, idempotency_key, correlation_id)
 
     @strawberry.mutation(permission_classes=[SignedIn])
+    async def create_alert(
+        self,
+        info: Info,
+        account_id: str,
+        alert: AlertInput,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandOutcome:
+        body = _drop_none(strawberry.asdict(alert))
+        path = f"/accounts/{_seg(account_id)}/alerts"
+        return await _command(info, "POST", path, body, idempotency_key, correlation_id)
+
+    @strawberry.mutation(permission_classes=[SignedIn])
+    async def cancel_alert(
+        self,
+        info: Info,
+        account_id: str,
+        alert_id: str,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandOutcome:
+        path = f"/accounts/{_seg(account_id)}/alerts/{_seg(alert_id)}"
+        return await _command(info, "DELETE", path, None, idempotency_key, correlation_id)
+
+    @strawberry.mutation(permission_classes=[SignedIn])
     async def open_account(
         self,
         info: Info,
@@ -486,7 +534,9 @@ class Subscription:
         async for message in _stream(info, names):
             yield message
 
-    @strawberry.subscription(description="the caller's own alerts as they trigger")
+    @strawberry.subscription(
+        description="the caller's own alerts as they are created, trigger or are canceled"
+    )
     async def my_alerts(
         self, info: Info, account_id: str | None = None
     ) -> AsyncGenerator[LiveMessage, None]:

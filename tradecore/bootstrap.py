@@ -34,7 +34,7 @@ from infra.stack.base import port_in_use
 from infra.users import PostgresUserDirectory
 from read_api.router import ReadApiSetup
 from tradecore import __version__
-from tradecore.market import CoreService, DemoMarket, MarketOptions
+from tradecore.market import AlertService, CoreService, DemoMarket, MarketOptions
 from tradecore.readside import ReadSide
 
 Report = Callable[[str], None]
@@ -48,6 +48,7 @@ class SystemHealth:
         self.core = core
         self.core_error = ""
         self.market: DemoMarket | None = None
+        self.alerts: AlertService | None = None
         self.read_side: ReadSide | None = None
 
     async def check(self) -> list[ComponentHealth]:
@@ -60,6 +61,8 @@ class SystemHealth:
             components.append(self.core.health())
         if self.market is not None:
             components.append(self.market.health())
+        if self.alerts is not None:
+            components.append(self.alerts.health())
         if self.read_side is not None:
             components += self.read_side.health()
         return components
@@ -161,6 +164,12 @@ def build_gateway(
             report(f"warning: {health.core_error}; serving without it")
         if core.started:  # seeded from the recovered core before any command is decided
             await publisher.start(core.core.exchange)
+            alerts = AlertService(dsn, core.core, report)
+            try:
+                await alerts.start()
+                health.alerts = alerts
+            except Exception as exc:
+                report(f"warning: alerts are not evaluated: {exc}")
         await feed.start()
         read_side = None
         if settings.read_side:
@@ -191,6 +200,8 @@ def build_gateway(
                 report("demo market stopped")
             if health.read_side is not None:
                 await health.read_side.stop()
+            if health.alerts is not None:
+                await health.alerts.stop()
             await hub.close_all()
             await core.stop()
             await publisher.stop()

@@ -299,10 +299,13 @@ def engine_run(
     import json
 
     from commands.codec import CommandDecodeError, command_from_json
+    from domain.alerts import Alerts, KnownMarket
+    from domain.commands import ALERT_COMMANDS
     from domain.events import to_dict
     from domain.exchange import Exchange
 
     exchange = Exchange()
+    alerts, known = Alerts(), KnownMarket((), {}, exchange.reference_price)
     sequence = 0
     errors = 0
     out = sys.stdout
@@ -318,7 +321,11 @@ def engine_run(
             error = {"line": number, "error": reason, "field": field, "message": str(exc)}
             typer.echo(json.dumps(error), err=True)
             continue
-        outcome = exchange.handle(command)
+        if isinstance(command, ALERT_COMMANDS):
+            outcome = alerts.handle(command, known)
+        else:
+            outcome = exchange.handle(command)
+            known.observe(outcome.events)
         for event in outcome.events if not outcome.duplicate else ():
             sequence += 1
             record = {"sequence": sequence, **to_dict(event)}

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import asyncpg
+
 from commands.core import Core
 from commands.ports import RecordedEvent
 from domain.commands import Command
 from domain.values import Symbol
 from gateway.health import ComponentHealth, State
 from infra.eventstore import PostgresEventStore
+from projections.alert_evaluator import AlertEvaluator
 from tradecore.simulator import DriveStats, MarketSimulator, SubmitResult, drive
 
 Report = Callable[[str], None]
@@ -91,6 +94,67 @@ class CoreService:
         state: State = "up" if self.started else "down"
         return ComponentHealth(
             name="core", kind="component", state=state, detail=f"log position {core.position:,}"
+        )
+
+
+class AlertService:
+    """The alert evaluator beside the core: reads the log, submits `TriggerAlert` to the core.
+
+    After an error (the core stopped, the database went away) it says so and starts over
+    from the log a little later: triggering is idempotent, so starting over is safe."""
+
+    def __init__(self, dsn: str, core: Core, report: Report, *, retry_s: float = 5.0) -> None:
+        self.dsn = dsn
+        self.core = core
+        self.report = report
+        self.retry_s = retry_s
+        self.evaluator: AlertEvaluator | None = None
+        self.error = ""
+        self._pool: asyncpg.Pool | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1)
+        self._task = asyncio.create_task(self._run(), name="tradecore-alert-evaluator")
+
+    async def _run(self) -> None:
+        assert self._pool is not None
+        while True:
+            self.evaluator = AlertEvaluator(self._pool, self.core.submit, time.time_ns)
+            try:
+                await self.evaluator.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.report(f"error: the alert evaluator stopped ({self.error}); restarting")
+                await asyncio.sleep(self.retry_s)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def health(self) -> ComponentHealth:
+        running = self._task is not None and not self._task.done()
+        evaluator = self.evaluator
+        detail = (
+            ""
+            if evaluator is None
+            else f"{evaluator.watch.watching:,} alerts watched, {evaluator.stats.triggered:,} "
+            f"triggered, at position {evaluator.stats.position:,}"
+        )
+        if self.error:
+            detail = f"{detail}; last error: {self.error}" if detail else self.error
+        return ComponentHealth(
+            name="alert-evaluator",
+            kind="component",
+            state="up" if running else "down",
+            detail=detail,
         )
 
 

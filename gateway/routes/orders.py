@@ -27,7 +27,7 @@ from gateway.commanding import (
     fingerprint,
     order_id_for,
 )
-from gateway.deps import CurrentPrincipal, Services
+from gateway.deps import CurrentPrincipal, Principal, Services
 from gateway.errors import documented
 from gateway.schemas import (
     ID_PATTERN,
@@ -37,6 +37,7 @@ from gateway.schemas import (
     OrderCreate,
     OrderOut,
 )
+from gateway.services import GatewayServices
 
 router = APIRouter(prefix="/accounts/{account_id}/orders", tags=["orders"])
 
@@ -44,6 +45,11 @@ AccountPath = Annotated[str, Path(pattern=ID_PATTERN)]
 OrderPath = Annotated[str, Path(pattern=ID_PATTERN)]
 Headers = Annotated[CommandHeaders, Depends(command_headers)]
 WRITE_ERRORS = documented(400, 401, 403, 409, 413, 422, 429, 503)
+# The enums by value (OrderCreate's literals): a dict lookup instead of Enum(value) per order.
+_SIDES = {x.value: x for x in Side}
+_ORDER_TYPES = {x.value: x for x in OrderType}
+_TIME_IN_FORCE = {x.value: x for x in TimeInForce}
+_STP = {x.value: x for x in SelfTradePrevention}
 
 
 @router.post("", response_model=CommandOutcome, responses=WRITE_ERRORS, summary="Place an order")
@@ -56,6 +62,17 @@ async def place_order(
 ) -> JSONResponse:
     """Accepted or rejected (with the reason), with the events and their log positions.
     Retrying with the same ``client_order_id`` returns the first outcome (``duplicate``)."""
+    return await submit_order(services, principal, account_id, body, headers)
+
+
+async def submit_order(
+    services: GatewayServices,
+    principal: Principal,
+    account_id: str,
+    body: OrderCreate,
+    headers: CommandHeaders,
+) -> JSONResponse:
+    """`place_order` once its inputs are checked (also the order-entry lane, gateway.lane)."""
     principal.require_trade(account_id)
     client_order_id = body.client_order_id or headers.idempotency_key or uuid.uuid4().hex
     order_id = order_id_for(account_id, client_order_id)
@@ -67,19 +84,21 @@ async def place_order(
             timestamp_ns=meta.timestamp_ns,
             account_id=AccountId(account_id),
             symbol=Symbol(body.symbol),
-            side=Side(body.side),
-            order_type=OrderType(body.order_type),
+            side=_SIDES[body.side],
+            order_type=_ORDER_TYPES[body.order_type],
             order_id=OrderId(order_id),
             client_order_id=ClientOrderId(client_order_id),
             price=body.price,
             quantity=body.quantity,
             quote_budget=body.quote_budget,
-            time_in_force=TimeInForce(body.time_in_force),
+            time_in_force=_TIME_IN_FORCE[body.time_in_force],
             post_only=body.post_only,
-            stp=SelfTradePrevention(body.stp),
+            stp=_STP[body.stp],
         )
 
-    print_ = fingerprint("POST", f"/accounts/{account_id}/orders", body.model_dump(mode="json"))
+    def print_() -> str:
+        return fingerprint("POST", f"/accounts/{account_id}/orders", body.model_dump(mode="json"))
+
     return await execute(services, principal.username, headers, print_, build, order_id=order_id)
 
 
@@ -133,9 +152,10 @@ async def amend_order(
             new_quantity=body.new_quantity,
         )
 
-    print_ = fingerprint(
-        "PATCH", f"/accounts/{account_id}/orders/{order_id}", body.model_dump(mode="json")
-    )
+    def print_() -> str:
+        path = f"/accounts/{account_id}/orders/{order_id}"
+        return fingerprint("PATCH", path, body.model_dump(mode="json"))
+
     return await execute(services, principal.username, headers, print_, build, order_id=order_id)
 
 

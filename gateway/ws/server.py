@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from commands.core import CoreStopped
+from gateway import jsontext
 from gateway.body import check_json
 from gateway.commanding import CommandHeaders
 from gateway.deps import Principal
@@ -149,7 +150,7 @@ class _Item:
                 "bids": [self.bids[p] for p in sorted(self.bids, reverse=True)],
                 "asks": [self.asks[p] for p in sorted(self.asks)],
             }
-        return json.dumps(out, separators=(",", ":"))
+        return _dumps(out)
 
 
 @dataclass(slots=True)
@@ -189,8 +190,7 @@ def _valid_ref(ref: Any) -> Any:
     return None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_dumps = jsontext.dumps
 
 
 class Connection:
@@ -423,7 +423,7 @@ class Connection:
         try:
             data = raw.encode() if isinstance(raw, str) else raw
             try:
-                check_json(data)
+                message = check_json(data)
             except ValueError as exc:
                 with contextlib.suppress(ValueError, RecursionError, AttributeError):
                     ref = _valid_ref(json.loads(data).get("id"))
@@ -431,7 +431,6 @@ class Connection:
                 details = {"field": field, "reason": getattr(exc, "code", "")} if field else {}
                 text = f"{field}: {exc}" if field else str(exc)
                 raise _Refusal(getattr(exc, "code", "malformed_json"), text, details) from None
-            message = json.loads(data)
             if not isinstance(message, dict):
                 raise _Refusal("malformed_message", "a message is a JSON object with an 'op'")
             ref = _valid_ref(message.get("id"))

@@ -171,7 +171,8 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     )
     inst = _quiet_instrument(base)
     tick, lot = Decimal(inst["tick_size"]), Decimal(inst["lot_size"])
-    price = (Decimal(inst["last_price"]) / tick).to_integral_value() * tick
+    # Ten ticks under the last price: the trade there crosses alice's alert level.
+    price = (Decimal(inst["last_price"]) / tick).to_integral_value() * tick - 10 * tick
     qty, amended = lot * 10, lot * 4
     far = (price * Decimal("0.5") / tick).to_integral_value() * tick  # far outside the band
     run = subprocess.run(
@@ -232,6 +233,8 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     received = bob1[quote][0] - bob0[quote][0]
     assert notional * Decimal("0.99") <= received <= notional  # notional less a taker fee
     assert report["aliceOpenAfterFill"] == 0
+    assert report["alertCreated"] == "Alert created"
+    assert report["alertStatus"] == "triggered" and inst["symbol"] in report["alertNotice"]
     assert report["tapeAndCandle"] is True
     assert Decimal(report["candleVolume"]) >= qty
     assert Decimal(report["alicePosition"]) == qty
@@ -241,6 +244,7 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     # alice's story on the symbol, as the auditor's filters found it
     assert {
         "OrderAccepted", "OrderRested", "OrderAmended", "OrderCanceled", "TradeExecuted",
+        "AlertCreated", "AlertTriggered",
     } <= set(report["auditorTypes"])  # fmt: skip
     # as of the first acceptance, the log says what alice's screen showed while it rested
     as_of = (Decimal(report["asOfQuote"]["available"]), Decimal(report["asOfQuote"]["reserved"]))

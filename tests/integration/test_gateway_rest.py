@@ -270,6 +270,14 @@ def test_the_redis_stores_keep_their_contracts(settings: Settings) -> None:
             limiter = RedisRateLimiter(redis, prefix, clock=lambda: 1000.5)
             waits = [await limiter.hit("u", 2, 10) for _ in range(3)]
             assert waits == [None, None, 10]
+            # Concurrent asks share one round trip and answer as if made one by one.
+            limiter = RedisRateLimiter(redis, prefix, clock=lambda: 2000.5)
+            hits = [limiter.hit(key, 2, 10) for key in ("v", "w", "v", "v", "w")]
+            assert await asyncio.gather(*hits) == [None, None, None, 10, None]
+            assert await limiter.hit("w", 2, 10) == 10
+            await revocations.revoke_token("gone", 60)
+            checks = [revocations.is_revoked(jti, None, "u", 0) for jti in ("a", "gone", "b")]
+            assert await asyncio.gather(*checks) == [False, True, False]
         finally:
             await redis.aclose()
 

@@ -190,6 +190,14 @@ try {
   await ordersOf(alice).first().waitFor();
   report.aliceBeforeFill = await balancesChange(alice, report.aliceCanceled);
 
+  step("alice sets an alert on her order's price, crossed from above");
+  await alice.getByTestId("alert-condition").selectOption("crosses_below");
+  await alice.getByTestId("alert-level").fill(PRICE);
+  await alice.getByTestId("alert-create").click();
+  await alice.getByTestId("alert-message").waitFor();
+  report.alertCreated = (await alice.getByTestId("alert-message").textContent()).trim();
+  await alice.locator(`[data-testid=alert-row][data-status=active][data-symbol="${SYMBOL}"]`).waitFor();
+
   const bob = await login(browser, "bob");
   report.bobStart = await balances(bob);
   await fillTicket(bob, { side: "sell", price: PRICE, qty: QTY, tif: "ioc" });
@@ -204,6 +212,12 @@ try {
     SYMBOL,
   );
   report.aliceOpenAfterFill = await ordersOf(alice).count();
+
+  step("alice's alert fires: a notification, and the alert turns triggered");
+  await alice.getByTestId("alert-notice").first().waitFor({ timeout: 30_000 });
+  report.alertNotice = (await alice.getByTestId("alert-notice").first().textContent()).trim();
+  await alice.locator(`[data-testid=alert-row][data-status=triggered][data-symbol="${SYMBOL}"]`).waitFor();
+  report.alertStatus = "triggered";
 
   step("both screens show the trade on the tape and in the live candle");
   for (const page of [alice, bob]) {

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { type Reachability, RestClient } from "./api/rest";
-import type { Instrument, Me, Order, OrderAmend, OrderCreate, Side } from "./api/types";
+import type { AlertCreate, AlertOut, Instrument, Me, Order, OrderAmend, OrderCreate, Side } from "./api/types";
 import { CandleChart } from "./components/CandleChart";
 import { type ConnectionState, ConnectionIndicator } from "./components/ConnectionIndicator";
 import { DepthLadder } from "./components/DepthLadder";
@@ -97,7 +97,29 @@ function Trading(props: {
   const balances = useFeed(balancesFeed);
   const positions = useFeed(useMemo(() => (account ? sources.account.positions(account) : null), [sources, account]));
   const history = useFeed(useMemo(() => (account ? sources.account.orderHistory(account) : null), [sources, account]));
-  const alerts = useFeed(useMemo(() => (account ? sources.account.alerts(account) : null), [sources, account]));
+  const alertsFeed = useMemo(() => (account ? sources.account.alerts(account) : null), [sources, account]);
+  const alerts = useFeed(alertsFeed);
+  const notices = useFeed(useMemo(() => (account ? sources.account.alertNotices(account) : null), [sources, account]));
+  const alertActions = useMemo(
+    () => ({
+      create: async (body: AlertCreate) => {
+        if (account === null) throw new Error("no account");
+        try {
+          return await client.createAlert(account, body);
+        } finally {
+          alertsFeed?.refresh();
+        }
+      },
+      cancel: async (alert: AlertOut) => {
+        try {
+          return await client.cancelAlert(alert.account_id, alert.alert_id);
+        } finally {
+          alertsFeed?.refresh();
+        }
+      },
+    }),
+    [client, account, alertsFeed],
+  );
 
   const afterCommand = useCallback(() => {
     ordersFeed?.refresh();
@@ -187,7 +209,7 @@ function Trading(props: {
           <Balances update={balances} />
           <Positions update={positions} />
           <OrderHistory update={history} />
-          <Alerts update={alerts} />
+          <Alerts update={alerts} notices={notices} symbol={symbol} actions={alertActions} />
         </div>
       )}
       {audits && <AuditorEvents source={sources.audit} />}

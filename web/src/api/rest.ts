@@ -5,6 +5,8 @@
  */
 
 import type {
+  AlertCreate,
+  AlertOut,
   Balance,
   CommandOutcome,
   ErrorBody,
@@ -135,6 +137,19 @@ export class RestClient {
   amendOrder(account: string, orderId: string, body: OrderAmend): Promise<CommandOutcome> {
     const path = `/accounts/${encodeURIComponent(account)}/orders/${encodeURIComponent(orderId)}`;
     return this.request("PATCH", path, body);
+  }
+
+  alerts(account: string): Promise<AlertOut[]> {
+    return this.request("GET", `/accounts/${encodeURIComponent(account)}/alerts`);
+  }
+
+  createAlert(account: string, body: AlertCreate): Promise<CommandOutcome> {
+    return this.request("POST", `/accounts/${encodeURIComponent(account)}/alerts`, body);
+  }
+
+  cancelAlert(account: string, alertId: string): Promise<CommandOutcome> {
+    const path = `/accounts/${encodeURIComponent(account)}/alerts/${encodeURIComponent(alertId)}`;
+    return this.request("DELETE", path);
   }
 
   events(after: number, limit: number): Promise<RecordedEvent[]> {

@@ -99,6 +99,30 @@ export interface RecordedEvent {
   event: Record<string, unknown>;
 }
 
+export type AlertCondition = "crosses_above" | "crosses_below" | "moves_pct";
+
+/** GET /accounts/{id}/alerts */
+export interface AlertOut {
+  alert_id: string;
+  account_id: string;
+  symbol: string;
+  condition: AlertCondition;
+  level: string | null;
+  pct: string | null;
+  window_s: number | null;
+  status: "active" | "triggered" | "canceled";
+  created_at_ns: number;
+  closed_at_ns: number | null;
+}
+
+export interface AlertCreate {
+  symbol: string;
+  condition: AlertCondition;
+  level?: string;
+  pct?: string;
+  window_s?: number;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> | null };
 }

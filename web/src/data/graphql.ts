@@ -215,6 +215,10 @@ export class GraphQLAccountData implements AccountDataSource {
     return this.rest.alerts(account);
   }
 
+  alertNotices(account: string) {
+    return this.rest.alertNotices(account);
+  }
+
   positions(account: string): Feed<Position[]> {
     return this.cache.get(`positions:${account}`, () =>
       new PollingFeed(async () => {

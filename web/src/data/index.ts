@@ -39,10 +39,11 @@ export function chooseSources(client: RestClient, onLive: LiveStatusListener, ws
   }
   const live = new LiveConnection(wsUrl ?? defaultWsUrl(), () => client.accessToken, onLive);
   live.start();
+  const liveMarket = new LiveMarketData(client, live, market);
   return {
     ...rest,
-    market: new LiveMarketData(client, live, market),
-    account: new LiveAccountData(live, account),
+    market: liveMarket,
+    account: new LiveAccountData(live, account, liveMarket.unitsOf),
     audit,
     close() {
       live.stop();

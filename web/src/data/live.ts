@@ -4,7 +4,7 @@
  */
 
 import type { RestClient } from "../api/rest";
-import type { Balance, Order } from "../api/types";
+import type { AlertOut, Balance, Order } from "../api/types";
 import { type Feed, FeedCache } from "./feed";
 import { type GraphQLAccountData, type GraphQLMarketData, loadTrades } from "./graphql";
 import type {
@@ -18,7 +18,17 @@ import type {
   Position,
   Trade,
 } from "./sources";
-import { bookFeed, candlesFeed, type LiveConnection, refreshedBy, TAPE_LENGTH, tradesFeed, Units } from "./ws";
+import {
+  alertNotices,
+  bookFeed,
+  candlesFeed,
+  type LiveConnection,
+  refreshedBy,
+  TAPE_LENGTH,
+  tradesFeed,
+  Units,
+  type UnitsOf,
+} from "./ws";
 
 export class LiveMarketData implements MarketDataSource {
   private cache = new FeedCache();
@@ -81,6 +91,7 @@ export class LiveAccountData implements AccountDataSource {
   constructor(
     private readonly live: LiveConnection,
     private readonly polled: GraphQLAccountData,
+    private readonly unitsOf: UnitsOf,
   ) {}
 
   private pushed<T>(kind: string, account: string, feed: Feed<T>): Feed<T> {
@@ -103,7 +114,13 @@ export class LiveAccountData implements AccountDataSource {
     return this.pushed("history", account, this.polled.orderHistory(account));
   }
 
-  alerts(account: string): Feed<Alert[]> {
-    return this.polled.alerts(account);
+  alerts(account: string): Feed<AlertOut[]> {
+    return this.cache.get(`alerts:${account}`, () =>
+      refreshedBy(this.live, `alerts.${account}`, this.polled.alerts(account)),
+    );
+  }
+
+  alertNotices(account: string): Feed<Alert[]> {
+    return this.cache.get(`notices:${account}`, () => alertNotices(this.live, this.unitsOf, account));
   }
 }

@@ -1,6 +1,6 @@
 /** The data sources on REST polling: instruments, open orders, balances, the event log. */
 
-import type { Balance, Instrument, Order } from "../api/types";
+import type { AlertOut, Balance, Instrument, Order } from "../api/types";
 import type { RestClient } from "../api/rest";
 import { type Feed, FeedCache, PollingFeed, unavailable } from "./feed";
 import type {
@@ -19,7 +19,7 @@ import type {
   Trade,
 } from "./sources";
 
-export const POLL_MS = { instruments: 2_000, orders: 1_500, balances: 1_500 } as const;
+export const POLL_MS = { instruments: 2_000, orders: 1_500, balances: 1_500, alerts: 5_000 } as const;
 
 const NEEDS_WS = "live market data needs the WebSocket API (/ws)";
 const NEEDS_GRAPHQL = "needs the GraphQL read models (/graphql)";
@@ -67,8 +67,12 @@ export class RestAccountData implements AccountDataSource {
     return unavailable(NEEDS_GRAPHQL);
   }
 
-  alerts(_account: string): Feed<Alert[]> {
-    return unavailable("alerts need the WebSocket API (private channel)");
+  alerts(account: string): Feed<AlertOut[]> {
+    return this.cache.get(`alerts:${account}`, () => new PollingFeed(() => this.client.alerts(account), POLL_MS.alerts));
+  }
+
+  alertNotices(_account: string): Feed<Alert[]> {
+    return unavailable("notifications need the WebSocket API (the private alerts channel)");
   }
 }
 

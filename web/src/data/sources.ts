@@ -5,7 +5,7 @@
  * picks, per panel, the best source available.
  */
 
-import type { Balance, Instrument, Order, RecordedEvent, Side } from "../api/types";
+import type { AlertOut, Balance, Instrument, Order, RecordedEvent, Side } from "../api/types";
 import type { Level } from "../lib/book";
 import type { Feed } from "./feed";
 
@@ -69,6 +69,7 @@ export interface HistoricOrder {
   fills: Fill[];
 }
 
+/** A notification: an alert of the account fired. */
 export interface Alert {
   id: string;
   message: string;
@@ -101,7 +102,10 @@ export interface AccountDataSource {
   balances(account: string): Feed<Balance[]>;
   positions(account: string): Feed<Position[]>;
   orderHistory(account: string): Feed<HistoricOrder[]>;
-  alerts(account: string): Feed<Alert[]>;
+  /** The account's price alerts (active, triggered, canceled). */
+  alerts(account: string): Feed<AlertOut[]>;
+  /** Alerts that fire while the page is open, newest first. */
+  alertNotices(account: string): Feed<Alert[]>;
 }
 
 /** Which events an auditor asks for; every field narrows the answer. */

@@ -1,7 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Feed, FeedUpdate } from "./feed";
 import type { BookView, Candle, Trade } from "./sources";
-import { bookFeed, candlesFeed, LiveConnection, PING_MS, refreshedBy, tradesFeed, Units, withLiveCandle } from "./ws";
+import {
+  alertNotices,
+  bookFeed,
+  candlesFeed,
+  LiveConnection,
+  PING_MS,
+  refreshedBy,
+  tradesFeed,
+  Units,
+  withLiveCandle,
+} from "./ws";
+import type { Alert } from "./sources";
 
 /** Just enough of a browser WebSocket to drive LiveConnection. */
 class FakeSocket {
@@ -194,5 +205,25 @@ describe("order updates", () => {
     socket().push({ channel: "orders.alice-1", seq: 3, type: "OrderRested", data: {} });
     await vi.advanceTimersByTimeAsync(500);
     expect(refreshed).toBe(1);
+  });
+});
+
+describe("alert notifications", () => {
+  it("turn AlertTriggered on the account's channel into a message, newest first", async () => {
+    const { live, socket } = connection();
+    socket().open();
+    const seen: FeedUpdate<Alert[]>[] = [];
+    alertNotices(live, unitsOf, "alice-1").subscribe((u) => seen.push(u));
+    socket().push({ channel: "alerts.alice-1", seq: 1, type: "snapshot", data: { alerts: [] } });
+    socket().push({ channel: "alerts.alice-1", seq: 2, type: "AlertCreated", data: {} });
+    socket().push({
+      channel: "alerts.alice-1", seq: 3, type: "AlertTriggered",
+      data: { alert_id: "a1", symbol: "BTC-USD", condition: "crosses_below", price_ticks: 2999000,
+              reference_price_ticks: 3000000, traded_at_ns: "1767323040123456789" },
+    }); // prettier-ignore
+    await vi.advanceTimersByTimeAsync(0);
+    expect(seen.at(-1)!.value).toEqual([
+      { id: "a1", message: "BTC-USD crossed below: traded at 29990 (from 30000)", time: 1767323040123 },
+    ]);
   });
 });

@@ -13,7 +13,7 @@ import { Backoff } from "../lib/backoff";
 import { type Level, LocalBook } from "../lib/book";
 import { type Dec, dec, format, timesInt } from "../lib/decimal";
 import type { Feed, FeedStatus, FeedUpdate, Listener } from "./feed";
-import type { BookView, Candle, Trade } from "./sources";
+import type { Alert, BookView, Candle, Trade } from "./sources";
 
 /** A channel message: `{"channel", "seq", "type", "data"}` (+ `first_seq` when conflated). */
 export interface ChannelMessage {
@@ -459,5 +459,48 @@ export function refreshedBy<T>(live: LiveConnection, channel: string, feed: Feed
     refresh() {
       feed.refresh();
     },
+  };
+}
+
+export const NOTICES_KEPT = 20;
+
+const CONDITION_TEXT: Record<string, string> = {
+  crosses_above: "crossed above",
+  crosses_below: "crossed below",
+  moves_pct: "moved",
+};
+
+/** `AlertTriggered` on `alerts.<ACCOUNT>` as a notification for the trader. */
+export async function noticeOf(unitsOf: UnitsOf, data: Record<string, unknown>): Promise<Alert> {
+  const symbol = String(data.symbol);
+  const units = await unitsOf(symbol);
+  const condition = CONDITION_TEXT[String(data.condition)] ?? String(data.condition);
+  const price = units.price(data.price_ticks);
+  const from = units.price(data.reference_price_ticks);
+  return {
+    id: String(data.alert_id),
+    message: `${symbol} ${condition}: traded at ${price} (from ${from})`,
+    time: Number(BigInt(data.traded_at_ns as number | string) / 1_000_000n),
+  };
+}
+
+/** Alerts of `account` that fire while the page is open, newest first. */
+export function alertNotices(live: LiveConnection, unitsOf: UnitsOf, account: string): Feed<Alert[]> {
+  const channel = `alerts.${account}`;
+  return {
+    subscribe(listener: Listener<Alert[]>) {
+      let notices: Alert[] = [];
+      listener({ status: "connecting", value: notices });
+      return live.subscribe(channel, (event) => {
+        if (event.kind === "disconnected") return listener({ status: "connecting", value: notices });
+        if (event.kind === "error") return listener({ status: "error", value: notices, detail: event.message });
+        if (event.type !== "AlertTriggered") return listener({ status: "live", value: notices });
+        void noticeOf(unitsOf, event.data).then((notice) => {
+          notices = [notice, ...notices.filter((n) => n.id !== notice.id)].slice(0, NOTICES_KEPT);
+          listener({ status: "live", value: notices });
+        });
+      });
+    },
+    refresh() {},
   };
 }

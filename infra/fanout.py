@@ -292,7 +292,7 @@ class LiveState:
                 self._add_symbol(d["symbol"])
                 out.append(Message("symbols", "listed", {"symbol": d["symbol"]}))
                 continue
-            if account is None:
+            if not account:  # None, or an AlertRejected of no known alert (account "")
                 continue
             if kind.startswith("Alert"):
                 out.append(Message(f"alerts.{account}", kind, d))

@@ -135,3 +135,14 @@ describe("the GraphQL order history", async () => {
     expect(o.fills[0]).toEqual({ price: "100", quantity: "1", fee: "0.25", liquidity: "taker", time: Date.UTC(2026, 0, 1, 0, 0, 1) });
   });
 });
+
+describe("candleSeries rows", () => {
+  it("become chart bars by column name", async () => {
+    const { candlesFromSeries } = await import("./graphql");
+    const bars = candlesFromSeries({
+      columns: ["bucket", "open", "high", "low", "close", "volume", "quote_volume", "vwap", "trade_count"],
+      rows: [["2026-01-02T03:04:00+00:00", "1", "2", "0.5", "1.5", "10", "15", "1.5", 3]],
+    });
+    expect(bars).toEqual([{ time: Date.UTC(2026, 0, 2, 3, 4) / 1000, open: "1", high: "2", low: "0.5", close: "1.5", volume: "10" }]);
+  });
+});

@@ -255,6 +255,12 @@ class Exchange:
         handle = self.handle
         return [handle(command) for command in commands]
 
+    def account_orders(self, account_id: AccountId) -> list[Order]:
+        """The account's open orders, in arrival order (a view: do not change them)."""
+        return sorted(
+            (o for o in self.orders.values() if o.account_id == account_id), key=lambda o: o.seq
+        )
+
     def _emit(self, event: Event) -> None:
         self.apply(event)
         self._pending.append(event)

@@ -136,6 +136,8 @@ class _Kernel(Protocol):
     def last_price(self, symbol: str) -> int | None: ...
     def order(self, order_id: str) -> tuple[Any, ...] | None: ...
     def orders(self) -> list[tuple[Any, ...]]: ...
+    def orders_of(self, account: str) -> list[tuple[Any, ...]]: ...
+    def small_views_json(self) -> str: ...
 
 
 def _context() -> tuple[Any, ...]:
@@ -246,6 +248,10 @@ class FastExchange:
     def orders(self) -> dict[OrderId, Order]:
         return {o.order_id: o for o in map(_order, self._k.orders())}
 
+    def account_orders(self, account_id: AccountId) -> list[Order]:
+        """The account's open orders, in arrival order (copies)."""
+        return list(map(_order, self._k.orders_of(account_id)))
+
     @property
     def instruments(self) -> dict[Symbol, Instrument]:
         raw = self._views()["instruments"]
@@ -275,7 +281,7 @@ class FastExchange:
 
     @property
     def books(self) -> dict[Symbol, OrderBook]:
-        data = self._views()
+        data: dict[str, Any] = json.loads(self._k.views_json())
         orders = {o["order_id"]: Order.from_dict(o) for o in data["orders"]}
         out: dict[Symbol, OrderBook] = {}
         for sym, sides in data["books"].items():
@@ -288,8 +294,9 @@ class FastExchange:
         return out
 
     def _views(self) -> dict[str, Any]:
-        """The snapshot minus what grows with every order ever placed (cheap to rebuild)."""
-        data: dict[str, Any] = json.loads(self._k.views_json())
+        """Accounts, instruments, prices, fees and asset decimals (books and open orders
+        left empty): what the per-request views need, at a cost independent of the book."""
+        data: dict[str, Any] = json.loads(self._k.small_views_json())
         return data
 
     # ------------------------------------------------------------------ snapshots

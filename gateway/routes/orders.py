@@ -198,9 +198,7 @@ async def list_orders(
     exchange = services.core.exchange
     instruments = exchange.instruments  # once: with the Rust kernel each view is a copy
     out = []
-    for order in sorted(exchange.orders.values(), key=lambda o: o.seq):
-        if order.account_id != account_id:
-            continue
+    for order in exchange.account_orders(AccountId(account_id)):
         inst = instruments.get(order.symbol)
         price = "" if inst is None else str(inst.ticks_to_price(order.price_ticks))
         qty = "" if inst is None else str(inst.lots_to_qty(order.remaining_lots))

@@ -1643,6 +1643,12 @@ impl Kernel {
     /// The snapshot as canonical JSON; without `full`, the idempotency records and used order
     /// ids (which grow with every order) are left empty: the cheap form the views read.
     fn snapshot_text_of(&self, full: bool) -> String {
+        self.snapshot_text_with(full, true)
+    }
+
+    /// The snapshot's JSON; without `full` no idempotency records or used ids; without
+    /// `market` no books and no open orders (the parts that grow with the market).
+    fn snapshot_text_with(&self, full: bool, market: bool) -> String {
         let s = |id: u32| self.strs.s(id);
         let mut out = String::with_capacity(1 << 16);
         let sorted_ids = |ids: &mut Vec<u32>| ids.sort_unstable_by(|a, b| s(*a).cmp(s(*b)));
@@ -1678,7 +1684,8 @@ impl Kernel {
             write_str(&mut out, s(self.insts[*ii].sym));
             for (k, bids) in [(0, false), (1, true)] {
                 out.push_str(if k == 0 { ":{\"asks\":[" } else { "],\"bids\":[" });
-                for (j, oid) in self.books[*ii].ids_by_priority(bids).iter().enumerate() {
+                let ids = if market { self.books[*ii].ids_by_priority(bids) } else { Vec::new() };
+                for (j, oid) in ids.iter().enumerate() {
                     if j > 0 {
                         out.push(',');
                     }
@@ -1744,7 +1751,8 @@ impl Kernel {
         out.push_str("},\"last_price\":");
         self.int_map(&mut out, &self.last_price);
         out.push_str(&format!(",\"order_seq\":{},\"orders\":[", self.order_seq));
-        let mut orders: Vec<&Order> = self.orders.values().collect();
+        let mut orders: Vec<&Order> =
+            if market { self.orders.values().collect() } else { Vec::new() };
         orders.sort_unstable_by_key(|o| o.seq);
         for (n, o) in orders.iter().enumerate() {
             if n > 0 {
@@ -2187,6 +2195,12 @@ impl Kernel {
         Kernel::snapshot_text_of(self, false)
     }
 
+    /// `views_json` without books and open orders (empty): accounts, instruments, prices,
+    /// fees and asset decimals, at a cost that does not grow with the book.
+    fn small_views_json(&self) -> String {
+        Kernel::snapshot_text_with(self, false, false)
+    }
+
     /// Whether `Decimal` arguments are read from their C layout (else through `str()`).
     fn decimal_fast_path(&self) -> bool {
         self.ctx.decimal_raw
@@ -2245,6 +2259,14 @@ impl Kernel {
         let oid = self.strs.get(order_id)?;
         let o = self.orders.get(&oid)?;
         Some(self.order_tuple(py, o))
+    }
+
+    /// The open orders of one account (in arrival order), as `order()` tuples.
+    fn orders_of(&self, py: Python<'_>, account: &str) -> Vec<PyObject> {
+        let Some(acc) = self.strs.get(account) else { return Vec::new() };
+        let mut mine: Vec<&Order> = self.orders.values().filter(|o| o.acc == acc).collect();
+        mine.sort_unstable_by_key(|o| o.seq);
+        mine.into_iter().map(|o| self.order_tuple(py, o)).collect()
     }
 
     /// Every open order (in arrival order), as `order()` tuples.

@@ -154,7 +154,9 @@ async def run(args: argparse.Namespace, dsn: str) -> list[str]:
         head, _ = await store.head()
         snapshot = await store.latest_snapshot()
         assert snapshot is not None
-        size = len(json.dumps(snapshot.state, separators=(",", ":")))
+        # The store hands back the JSON text as written (state left empty), or a parsed dict.
+        text = snapshot.text
+        size = len(text) if text else len(json.dumps(snapshot.state, separators=(",", ":")))
         say(
             f"log: {head:,} events; snapshot at {snapshot.position:,} "
             f"({size / 1e6:.1f} MB of JSON), tail {head - snapshot.position:,} events"

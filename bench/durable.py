@@ -118,6 +118,8 @@ class Phase:
     commits_before: int = 0
     commits_after: int = 0
     cpu: float = 0.0  # this process's CPU seconds during the phase
+    server_pid: int | None = None  # the writer's PostgreSQL backend, when it runs on this host
+    server_cpu: float = float("nan")  # its CPU seconds during the phase
     core_before: CoreStats = field(default_factory=CoreStats)
     core_after: CoreStats = field(default_factory=CoreStats)
 
@@ -125,11 +127,13 @@ class Phase:
         self.events_before, self.commits_before = counter.events, counter.commits
         self.core_before = dataclasses.replace(core.stats)
         self.cpu = time.process_time()
+        self.server_cpu = backend_cpu(self.server_pid)
         self.started = asyncio.get_running_loop().time()
 
     def end(self, core: Core, counter: Counter) -> None:
         self.finished = asyncio.get_running_loop().time()
         self.cpu = time.process_time() - self.cpu
+        self.server_cpu = backend_cpu(self.server_pid) - self.server_cpu
         self.events_after, self.commits_after = counter.events, counter.commits
         self.core_after = dataclasses.replace(core.stats)
 
@@ -163,7 +167,22 @@ class Phase:
             f"({1000 * (a.appending - b.appending) / batches:.1f} ms per batch of "
             f"{(a.commands - b.commands) / batches:.0f} commands), snapshots "
             f"{a.snapshotting - b.snapshotting:.2f} s",
+            # CPU per order does not depend on what else runs on a shared box; rates do.
+            f"{self.name}: CPU per order: bench process {1e6 * self.cpu / max(1, acked):.1f} us, "
+            f"PostgreSQL writer backend {1e6 * self.server_cpu / max(1, acked):.1f} us",
         ]
+
+
+def backend_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of a local process from /proc; NaN when unreadable."""
+    if pid is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Counter:
@@ -191,12 +210,17 @@ async def ticker(phase: Phase, every: float = 1.0) -> None:
         last_n, last_t = n, t
 
 
+def writer_pid(core: Core) -> int | None:
+    pid = getattr(core.store, "writer_pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 async def offered_rate(
     core: Core, flow: Iterator[Command], rate: float, seconds: float, counter: Counter
 ) -> Phase:
     """Open loop: command i is due at start + i/rate; latency counts from when it was due."""
     loop = asyncio.get_running_loop()
-    phase = Phase(f"offered {rate:,.0f}/s")
+    phase = Phase(f"offered {rate:,.0f}/s", server_pid=writer_pid(core))
     total = int(rate * seconds)
     in_flight: set[asyncio.Task[None]] = set()
 
@@ -233,7 +257,7 @@ async def max_throughput(
 ) -> Phase:
     """Closed loop: each client submits its next command as soon as the last one is answered."""
     loop = asyncio.get_running_loop()
-    phase = Phase(f"{clients} clients, closed loop")
+    phase = Phase(f"{clients} clients, closed loop", server_pid=writer_pid(core))
     deadline = 0.0
 
     async def client() -> None:

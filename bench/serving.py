@@ -278,8 +278,13 @@ def pct(values: list[int], p: float) -> float:
 
 
 def run_workers(
-    target: Callable[..., None], jobs: list[dict[str, Any]], label: str, unit: str
+    target: Callable[..., None],
+    jobs: list[dict[str, Any]],
+    label: str,
+    unit: str,
+    deadline_s: float,
 ) -> list[dict[str, Any]]:
+    """Run the client processes; give up (and kill them) after `deadline_s`."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     progress = ctx.Array("q", len(jobs), lock=False)
@@ -293,6 +298,10 @@ def run_workers(
     started = last = time.monotonic()
     last_count = 0
     while len(results) < len(procs):
+        if time.monotonic() - started > deadline_s:
+            for proc in procs:
+                proc.kill()
+            raise RuntimeError(f"{label}: the clients did not finish in {deadline_s:.0f} s")
         try:
             results.append(out.get(timeout=2.5))
             continue
@@ -447,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(0.6)
             before, core_before = CpuSample.take(server.pid), read_stats(stats)
             say(f"[{phase}] starting, load average {load_average()}")
+            budget = args.warmup + args.duration + 120  # connecting, draining, reporting
             if phase == "http":
                 n = args.http_procs
                 jobs = [
@@ -464,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"(raw asyncio + httptools), closed loop, resting GTC limit orders, "
                     f"{len(entry)} traders"
                 )
-                results = run_workers(run_http_entry, jobs, phase, "orders")
+                results = run_workers(run_http_entry, jobs, phase, "orders", budget)
                 figure, met = order_entry_report(phase, results, args.duration, 5000)
             elif phase == "ws":
                 n = args.ws_procs
@@ -484,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {n} client process(es) x {args.ws_sockets} sockets x {args.ws_inflight} "
                     f"place_order in flight, closed loop, resting GTC limit orders"
                 )
-                results = run_workers(run_ws_entry, jobs, phase, "orders")
+                results = run_workers(run_ws_entry, jobs, phase, "orders", budget)
                 figure, met = order_entry_report(phase, results, args.duration, 10_000)
             elif phase in ("fanout", "held"):
                 subs = args.fanout_subs if phase == "fanout" else args.held_subs
@@ -504,7 +514,9 @@ def main(argv: list[str] | None = None) -> None:
                     connect_concurrency=100,
                     deflate=args.ws_deflate,
                 )
-                results = run_workers(run_fanout, [job], phase, "subscribers ready")
+                results = run_workers(
+                    run_fanout, [job], phase, "subscribers ready", budget + max(60, subs / 50)
+                )
                 figure, met = fanout_report(phase, results[0], subs, limit)
             else:
                 raise SystemExit(f"unknown phase {phase!r}")

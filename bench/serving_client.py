@@ -8,8 +8,11 @@ Latencies within a process use `time.perf_counter_ns` (one host clock).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
+import re
 import time
 from array import array
 from collections.abc import Sequence
@@ -57,10 +60,18 @@ def _window(warmup: float, duration: float) -> tuple[int, int]:
 async def connect_trader(url: str, compression: str | None) -> websockets.ClientConnection:
     """Connect with ?token= and wait for `welcome`: the server reads commands while it is
     still checking the token, so one sent earlier can be refused `not_authenticated`."""
-    ws = await websockets.connect(url, compression=compression, max_queue=None)  # type: ignore[arg-type]
-    while json.loads(await ws.recv()).get("type") != "welcome":
-        pass
+    ws = await websockets.connect(url, compression=compression, max_queue=None, open_timeout=60)  # type: ignore[arg-type]
+    async with asyncio.timeout(60):
+        while json.loads(await ws.recv()).get("type") != "welcome":
+            pass
     return ws
+
+
+async def _keepalive(ws: websockets.ClientConnection) -> None:
+    """The server cuts clients silent for 45 s."""
+    while True:
+        await asyncio.sleep(20)
+        await ws.send('{"op": "ping"}')
 
 
 class _HttpConnection(asyncio.Protocol):
@@ -251,6 +262,142 @@ def run_ws_entry(out: Any, progress: Any, slot: int, **kw: Any) -> None:
 
 # -- fan-out: order accepted -> trade seen by each subscriber ------------------------------------
 
+_TRADE = re.compile(rb'"type":"trade","data":\{[^{}]*?"trade_id":(\d+)')
+_SNAPSHOT = b'"type":"snapshot"'
+_ERROR = b'"type":"error"'
+_PING = b"\x81\x8d\x00\x00\x00\x00" + b'{"op":"ping"}'  # masked with a zero key: as is
+
+
+class _Subscriber(asyncio.Protocol):
+    """A lean WebSocket subscriber: a raw asyncio protocol that walks frame headers and
+    finds trade ids with one regex over each read, so the load generator costs far less
+    CPU per delivered message than the server (the `websockets` client cost more)."""
+
+    def __init__(self, request: bytes, subscribe: bytes, sink: _Sink) -> None:
+        self.request = request
+        self.subscribe = subscribe
+        self.sink = sink
+        self.buf = bytearray()
+        self.upgraded = False
+        self.ready = False
+        self.transport: asyncio.Transport | None = None
+        self.outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.close: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.close is None:
+            self.close = f"lost {type(exc).__name__}" if exc else "lost"
+        if not self.outcome.done():
+            self.outcome.set_result(self.close)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            head = buf.find(b"\r\n\r\n")
+            if head < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self._finish(f"handshake {bytes(buf[:12])!r}")
+                return
+            del buf[: head + 4]
+            self.upgraded = True
+            assert self.transport is not None
+            self.transport.write(self.subscribe)  # frames sent with the request may be lost
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            length = buf[pos + 1] & 0x7F
+            if length < 126:
+                header = 2
+            elif length == 126:
+                if n - pos < 4:
+                    break
+                length, header = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            else:
+                if n - pos < 10:
+                    break
+                length, header = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            end = pos + header + length
+            if end > n:
+                break
+            opcode = buf[pos] & 0x0F
+            if opcode == 8:  # close
+                body = bytes(buf[pos + header : end])
+                code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+                self._finish(f"{code} {body[2:].decode(errors='replace')}".strip())
+                return
+            if opcode == 9 and self.transport is not None:  # ping: pong with its payload
+                body = bytes(buf[pos + header : end])
+                self.transport.write(bytes((0x8A, 0x80 | len(body))) + b"\0\0\0\0" + body)
+            pos = end
+        if pos == 0:
+            return
+        region = memoryview(buf)[:pos]
+        sink = self.sink
+        for match in _TRADE.finditer(region):
+            sink.trade_ids.append(int(match[1]))
+            sink.arrivals.append(now)
+        if not self.ready and buf.find(_SNAPSHOT, 0, pos) >= 0:
+            self.ready = True
+            sink.ready += 1
+            if not self.outcome.done():
+                self.outcome.set_result("ready")
+        at = buf.find(_ERROR, 0, pos)
+        if at >= 0:
+            found = re.search(rb'"code":"([^"]*)"', bytes(buf[at:pos]))
+            code = found[1].decode() if found else "?"
+            sink.errors[code] = sink.errors.get(code, 0) + 1
+        region.release()
+        del buf[:pos]
+
+    def _finish(self, why: str) -> None:
+        self.close = why
+        if not self.outcome.done():
+            self.outcome.set_result(why)
+        if self.transport is not None:
+            self.transport.close()
+
+    def ping(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_PING)
+
+
+class _Sink:
+    """What every subscriber of one process saw."""
+
+    def __init__(self) -> None:
+        self.trade_ids = array("q")  # one entry per trade message received, by any subscriber
+        self.arrivals = array("q")  # perf_counter_ns at which the subscriber read it
+        self.ready = 0
+        self.errors: dict[str, int] = {}
+
+
+def _masked_text(text: str) -> bytes:
+    data = text.encode()
+    assert len(data) < 126
+    return bytes((0x81, 0x80 | len(data))) + b"\0\0\0\0" + data
+
+
+async def _subscribe(
+    host: str, port: int, path: str, channel: str, sink: _Sink, timeout: float
+) -> _Subscriber:
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    subscribe = _masked_text(json.dumps({"op": "subscribe", "channel": channel}))
+    loop = asyncio.get_running_loop()
+    _, sub = await asyncio.wait_for(
+        loop.create_connection(lambda: _Subscriber(request, subscribe, sink), host, port), timeout
+    )
+    return sub
+
 
 async def _fanout(
     ws_url: str,
@@ -265,54 +412,53 @@ async def _fanout(
     slot: int,
 ) -> dict[str, Any]:
     compression = "deflate" if deflate else None
-    trade_ids = array("q")  # one entry per trade message received, by any subscriber
-    arrivals = array("q")  # perf_counter_ns at which the subscriber read it
+    url = urlsplit(ws_url)
+    host, port, path = url.hostname or "127.0.0.1", url.port or 80, url.path or "/"
+    sink = _Sink()
     closes: dict[str, int] = {}
-    ready = 0
     gate = asyncio.Semaphore(connect_concurrency)
     channel = f"trades.{SYMBOL}"
-    stopping = asyncio.Event()
     connect_started = time.perf_counter()
+    subs: list[_Subscriber] = []
+    # Every wait has a deadline: a subscriber that gets neither a snapshot nor a close in
+    # time is counted as not ready (and the phase as not met) instead of waiting forever.
+    ready_deadline = time.perf_counter() + max(60.0, subscribers / 50)
 
     async def subscriber() -> None:
-        nonlocal ready
         async with gate:
-            ws = await websockets.connect(
-                ws_url, compression=compression, max_queue=None, open_timeout=120
-            )
-            await ws.send(json.dumps({"op": "subscribe", "channel": channel}))
-        loads, clock = json.loads, time.perf_counter_ns
-        pinger = asyncio.create_task(keepalive(ws))  # the server cuts clients silent for 45 s
-        try:
-            async for raw in ws:
-                now = clock()
-                message = loads(raw)
-                kind = message.get("type")
-                if kind == "trade":
-                    trade_ids.append(message["data"]["trade_id"])
-                    arrivals.append(now)
-                elif kind == "snapshot":
-                    ready += 1
-                    progress[slot] = ready
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            pinger.cancel()
-        if not stopping.is_set():
-            key = f"{ws.close_code} {ws.close_reason or ''}".strip()
-            closes[key] = closes.get(key, 0) + 1
+            remaining = ready_deadline - time.perf_counter()
+            try:
+                sub = await _subscribe(host, port, path, channel, sink, max(1.0, remaining))
+            except (OSError, TimeoutError) as exc:
+                key = f"connect failed: {type(exc).__name__}"
+                closes[key] = closes.get(key, 0) + 1
+                return
+            subs.append(sub)
+            # the next connection waits for this one's snapshot (or a bounded time)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(sub.outcome), max(0.1, ready_deadline - time.perf_counter())
+                )
+            progress[slot] = sink.ready
 
-    async def keepalive(ws: websockets.ClientConnection) -> None:
+    await asyncio.gather(*(subscriber() for _ in range(subscribers)))
+    not_ready = sum(1 for s in subs if not s.ready and s.close is None)
+    if not_ready:
+        closes[f"no snapshot in {ready_deadline - connect_started:.0f} s"] = not_ready
+    for s in subs:
+        if not s.ready and s.close is not None:
+            closes[s.close] = closes.get(s.close, 0) + 1
+    connect_s = time.perf_counter() - connect_started
+    live = [s for s in subs if s.ready and s.close is None]
+
+    async def keepalive() -> None:  # the server cuts clients silent for 45 s
         while True:
             await asyncio.sleep(20)
-            await ws.send('{"op": "ping"}')
+            for s in live:
+                s.ping()
 
-    tasks = [asyncio.create_task(subscriber()) for _ in range(subscribers)]
-    while ready + sum(closes.values()) < subscribers:
-        await asyncio.sleep(0.05)
-        if any(t.done() and t.exception() for t in tasks):
-            raise next(t.exception() for t in tasks if t.done() and t.exception())  # type: ignore[misc]
-    connect_s = time.perf_counter() - connect_started
+    sub_pinger = asyncio.create_task(keepalive())
+    trade_ids, arrivals = sink.trade_ids, sink.arrivals
 
     # The taker: one authenticated socket, orders sent open loop on a fixed schedule.
     account, token = taker
@@ -339,7 +485,7 @@ async def _fanout(
                     trade_sent[event["trade_id"]] = sent
 
     results_task = asyncio.create_task(read_results())
-    pinger = asyncio.create_task(keepalive(placer))
+    pinger = asyncio.create_task(_keepalive(placer))
     cpu = _cpu()
     loop_lag: list[int] = []
     begin = time.perf_counter_ns()
@@ -363,19 +509,26 @@ async def _fanout(
     while sent_at and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     # Let the last trades reach every subscriber (or give up after a few seconds).
-    expected_tail = len(trade_sent) * subscribers
+    expected_tail = len(trade_sent) * len(live)
     settle = time.perf_counter() + 5
     while len(arrivals) < expected_tail and time.perf_counter() < settle:
         await asyncio.sleep(0.05)
     cpu = _cpu() - cpu
-    held = subscribers - sum(closes.values())
-    stopping.set()
+    for s in live:
+        if s.close is not None:
+            closes[s.close] = closes.get(s.close, 0) + 1
+    held = sum(1 for s in live if s.close is None)
     pinger.cancel()
+    sub_pinger.cancel()
     results_task.cancel()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(pinger, results_task, *tasks, return_exceptions=True)
-    await placer.close()
+    await asyncio.gather(pinger, sub_pinger, results_task, return_exceptions=True)
+    with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+        await asyncio.wait_for(placer.close(), 5)
+    for s in subs:
+        if s.transport is not None:
+            s.transport.close()
+    if sink.errors:
+        closes.update({f"error {k}": v for k, v in sink.errors.items()})
 
     measured = {tid for tid, sent in trade_sent.items() if sent >= measure_from}
     latencies = [

@@ -176,6 +176,7 @@ def decode_payload(payload: bytes) -> Event:
 _UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID5_SET = (5 << 76) | (0x8000 << 48)
 _new_object = object.__new__
+_make_tuple = tuple.__new__
 _set_slot = object.__setattr__
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member lookup is slow on Python 3.11
 
@@ -265,16 +266,23 @@ class Streams:
         version = versions.get(key, 0) + 1
         versions[key] = version
         command_id = event.command_id
-        return NewEvent(
-            uuid5(_EVENT_NS, f"{command_id}/{index}"),
-            self.stream_id(key),
-            version,
-            event.event_type,
-            event.schema_version,
-            encode_payload(event) if payload is None else payload,
-            event.timestamp_ns,
-            command_id,
-            event.correlation_id,
+        stream_id = self._ids.get(key)
+        if stream_id is None:
+            stream_id = self.stream_id(key)
+        # tuple.__new__ is NewEvent(...) without the generated __new__'s Python frame.
+        return _make_tuple(
+            NewEvent,
+            (
+                uuid5(_EVENT_NS, f"{command_id}/{index}"),
+                stream_id,
+                version,
+                event.event_type,
+                event.schema_version,
+                encode_payload(event) if payload is None else payload,
+                event.timestamp_ns,
+                command_id,
+                event.correlation_id,
+            ),
         )
 
     def observe(self, event: Event, version: int) -> None:
@@ -315,11 +323,13 @@ class Core:
         store: EventStore,
         *,
         max_batch: int = 2_000,
+        split_above: int = 64,
         snapshot_every: int = 500_000,
         on_commit: Callable[[list[RecordedEvent]], None] | None = None,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.split_above = split_above  # see `_take`
         self.snapshot_every = snapshot_every
         self.on_commit = on_commit
         self.exchange = make_exchange()
@@ -519,7 +529,7 @@ class Core:
                 if inflight is None and self._snapshot_due():
                     await self._snapshot_in_loop()  # only here does memory equal the committed log
                     continue
-                batch = self._take()
+                batch = self._take(inflight is None)
                 started = perf_counter()
                 try:
                     decided, envelopes = self._decide(batch)
@@ -547,6 +557,8 @@ class Core:
                 self._inflight = _Commit(
                     decided, asyncio.create_task(self._commit(decided, envelopes))
                 )
+                # Let the commit send its batch before deciding the next one on this thread.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             self._fail_queued(CoreStopped("the core stopped before deciding this command"))
             raise
@@ -557,13 +569,21 @@ class Core:
             self._fail_queued(CoreStopped(f"the core stopped: {exc}"))
             raise
 
-    def _take(self) -> list[tuple[Command, _Waiter]]:
+    def _take(self, store_idle: bool) -> list[tuple[Command, _Waiter]]:
+        """The next batch, in arrival order. While the store is idle, a long queue is split:
+        the first half is handed to the store as soon as it is decided and the second half
+        is decided while that commits. Without the split, clients that all wait on one
+        commit come back together and the store idles while their batch is decided (closed
+        loop: decide and commit would never overlap)."""
         queue = self._queue
-        if len(queue) <= self.max_batch:
+        limit = self.max_batch
+        if store_idle and len(queue) >= 2 * self.split_above:
+            limit = min(limit, (len(queue) + 1) // 2)
+        if len(queue) <= limit:
             batch = list(queue)
             queue.clear()
             return batch
-        return [queue.popleft() for _ in range(self.max_batch)]
+        return [queue.popleft() for _ in range(limit)]
 
     def _decide(self, batch: Sequence[tuple[Command, _Waiter]]) -> tuple[_Decided, list[NewEvent]]:
         decided: _Decided = []
@@ -613,13 +633,14 @@ class Core:
             self.position = recorded[-1].position
             if self.on_commit is not None:
                 self.on_commit(recorded)
-        at = 0
+        # Positions are consecutive within a commit, in the order the events were decided.
+        at = recorded[0].position if recorded else 0
         for future, command, events, duplicate in decided:
             if duplicate:
                 positions: tuple[int, ...] = ()
             else:
                 count = len(events)
-                positions = tuple([r.position for r in recorded[at : at + count]])
+                positions = tuple(range(at, at + count))
                 at += count
             if not future.done():
                 future.set_result(CommandResult(command.command_id, events, positions, duplicate))

@@ -33,17 +33,11 @@ COLUMNS = (
     "writer_epoch", "prev_hash", "hash",
 )  # fmt: skip
 
+# What the fence trigger raises when this session's epoch is no longer the log's.
+FENCE_SQLSTATE = "TCF01"
+_DISPLACED = "this core was displaced by a newer writer; it stops appending"
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z, PostgreSQL's timestamp origin
-
-
-def _ns_to_pg_timestamp(ns: int) -> tuple[int]:
-    """COPY encoder for `occurred_at` on the writer session: microseconds since 2000, UTC."""
-    return (ns // 1000 - _PG_EPOCH_US,)
-
-
-def _pg_timestamp_to_datetime(value: tuple[int]) -> datetime:
-    return ns_to_datetime((value[0] + _PG_EPOCH_US) * 1000)
 
 
 class LogGap(RuntimeError):
@@ -68,6 +62,8 @@ class PostgresEventStore:
         self._epoch: int | None = None
         self._head: tuple[int, bytes] | None = None
         self._stream_text: dict[UUID, bytes] = {}
+        self._kinds: dict[tuple[str, int], tuple[str, bytes]] = {}  # topic, hashed type text
+        self._fenced_copy = False  # the events table has the fence trigger (migration 0007)
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
@@ -87,6 +83,11 @@ class PostgresEventStore:
         if self._pool is None:
             raise RuntimeError("PostgresEventStore.open() was not called")
         return self._pool
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer session's server process id (benchmarks read its CPU time)."""
+        return None if self._writer is None else self._writer.get_server_pid()
 
     # -- the single writer ---------------------------------------------------------------------
 
@@ -131,15 +132,25 @@ class PostgresEventStore:
             raise
         self._lock_conn = conn
         self._writer = await asyncpg.connect(self.dsn)
-        # Rows carry `occurred_at` as nanoseconds; this session encodes them without datetimes.
-        await self._writer.set_type_codec(
-            "timestamptz",
-            schema="pg_catalog",
-            encoder=_ns_to_pg_timestamp,
-            decoder=_pg_timestamp_to_datetime,
-            format="tuple",
+        # This session only appends: `occurred_at` goes out as PostgreSQL's own binary form
+        # (microseconds since 2000, an int8 on the wire), with no Python call per row.
+        await self._writer.set_builtin_type_codec(
+            "timestamptz", schema="pg_catalog", codec_name="int8"
         )
         self._epoch = int(epoch)
+        # With the fence trigger (migration 0007) one auto-committed COPY is a whole append:
+        # the session claims its epoch once and the trigger checks it inside each COPY.
+        self._fenced_copy = bool(
+            await self._writer.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_trigger "
+                "WHERE tgname = 'events_writer_fence' AND tgrelid = 'events'::regclass)"
+            )
+        )
+        if self._fenced_copy:
+            await self._writer.execute(
+                f"SET tradecore.writer_log = '{LOG_NAME}'; "
+                f"SET tradecore.writer_epoch = '{self._epoch}'"
+            )
         self._head = await self.head()
         return self._epoch
 
@@ -154,49 +165,59 @@ class PostgresEventStore:
         streams = self._stream_text
         if len(streams) > 100_000:
             streams.clear()
+        kinds = self._kinds
         sha256 = hashlib.sha256
+        make = tuple.__new__
         recorded: list[RecordedEvent] = []
         rows: list[tuple[Any, ...]] = []
         for event in events:
             position += 1
-            stream_id = event.stream_id
+            (
+                event_id, stream_id, version, event_type, schema, payload, ns, command_id,
+                correlation_id,
+            ) = event  # fmt: skip
             stream = streams.get(stream_id)
             if stream is None:
                 stream = streams[stream_id] = str(stream_id).encode()
-            # = chain_hash(prev, position, event), with the stream id's text cached
-            digest = sha256(
-                prev
-                + b"%d\x1f%b\x1f%d\x1f%b\x1f%d\x1f"
-                % (
-                    position,
-                    stream,
-                    event.stream_version,
-                    event.event_type.encode(),
-                    event.schema_version,
+            kind = kinds.get((event_type, schema))
+            if kind is None:
+                kind = kinds[event_type, schema] = (
+                    event.topic,
+                    b"%b\x1f%d\x1f" % (event_type.encode(), schema),
                 )
-                + event.payload
+            # = chain_hash(prev, position, event), with the stream and type texts cached
+            digest = sha256(
+                b"%b%d\x1f%b\x1f%d\x1f%b%b" % (prev, position, stream, version, kind[1], payload)
             ).digest()
-            recorded.append(RecordedEvent(event, position, prev, digest, epoch))
+            recorded.append(make(RecordedEvent, (event, position, prev, digest, epoch)))
             rows.append(
                 (
-                    stream_id, event.stream_version, event.topic, event.payload, position,
-                    event.event_id, event.event_type, event.schema_version,
-                    event.occurred_at_ns, event.occurred_at_ns, event.command_id,
-                    event.correlation_id, epoch, prev, digest,
+                    stream_id, version, kind[0], payload, position, event_id, event_type, schema,
+                    ns // 1000 - _PG_EPOCH_US, ns, command_id, correlation_id, epoch, prev, digest,
                 )
             )  # fmt: skip
             prev = digest
-        async with self._writer.transaction():
-            # The epoch check takes the writer row's lock: a displaced writer cannot commit.
-            still_ours = await self._writer.fetchval(
-                "UPDATE event_store_writer SET epoch = epoch WHERE log_name = $1 AND epoch = $2 "
-                "RETURNING epoch",
-                LOG_NAME,
-                self._epoch,
-            )
-            if still_ours is None:
-                raise WriterFenced("this core was displaced by a newer writer; it stops appending")
-            await self._writer.copy_records_to_table("events", records=rows, columns=COLUMNS)
+        if self._fenced_copy:
+            # One round trip: the COPY is its own transaction, and the fence trigger takes the
+            # writer row's lock before the first row and refuses a displaced writer's epoch.
+            try:
+                await self._writer.copy_records_to_table("events", records=rows, columns=COLUMNS)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate == FENCE_SQLSTATE:
+                    raise WriterFenced(_DISPLACED) from exc
+                raise
+        else:
+            async with self._writer.transaction():
+                # The epoch check takes the writer row's lock: a displaced writer cannot commit.
+                still_ours = await self._writer.fetchval(
+                    "UPDATE event_store_writer SET epoch = epoch "
+                    "WHERE log_name = $1 AND epoch = $2 RETURNING epoch",
+                    LOG_NAME,
+                    self._epoch,
+                )
+                if still_ours is None:
+                    raise WriterFenced(_DISPLACED)
+                await self._writer.copy_records_to_table("events", records=rows, columns=COLUMNS)
         self._head = (position, prev)
         return recorded
 

@@ -44,6 +44,7 @@ from gateway.ws.channels import (
     LiveChannels,
     parse_channel,
 )
+from gateway.ws.frames import FrameCache, RawSocket, raw_socket, text_frame
 
 router = APIRouter()
 
@@ -88,6 +89,19 @@ class LiveHub:
         self.config = config or WsConfig()
         self.stats = HubStats()
         self.connections: set[Connection] = set()
+        self._dirty: list[Connection] = []  # connections with frames to write this loop turn
+
+    def schedule(self, connection: Connection) -> None:
+        """Write `connection`'s outbox at the end of this loop turn, with everything else
+        queued for it meanwhile: one transport write per connection per turn."""
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._dirty.append(connection)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
 
     async def close_all(self) -> None:
         """Server shutdown: every client is told to go away (code 1001)."""
@@ -121,6 +135,7 @@ class _Item:
     size: int
     message: dict[str, Any] | None = None
     first_seq: int = 0
+    frame: bytes | None = None  # the text as a WebSocket frame, shared by every subscriber
     bids: dict[int, list[int]] | None = None
     asks: dict[int, list[int]] | None = None
 
@@ -138,6 +153,7 @@ class _Item:
         else:
             self.message = message
         self.text = None
+        self.frame = None
 
     def render(self) -> str:
         if self.text is not None:
@@ -151,6 +167,11 @@ class _Item:
                 "asks": [self.asks[p] for p in sorted(self.asks)],
             }
         return _dumps(out)
+
+    def wire(self) -> bytes:
+        if self.frame is None:
+            self.frame = text_frame(self.render())
+        return self.frame
 
 
 @dataclass(slots=True)
@@ -191,6 +212,7 @@ def _valid_ref(ref: Any) -> Any:
 
 
 _dumps = jsontext.dumps
+_frames = FrameCache()  # a live message's frame, built once for all its subscribers
 
 
 class Connection:
@@ -208,6 +230,8 @@ class Connection:
         self.queued_bytes = 0
         self.blocked = False  # the writer is waiting for the client to read
         self.wake = asyncio.Event()
+        self.raw: RawSocket | None = None  # frames straight to the transport (gateway.ws.frames)
+        self.scheduled = False  # in the hub's list of connections to flush this turn
         self.last_received = time.monotonic()
         self.closing: tuple[int, str] | None = None
         self.closed = asyncio.Event()
@@ -222,6 +246,7 @@ class Connection:
     async def serve(self) -> None:
         hub = self.hub
         await self.ws.accept()
+        self.raw = raw_socket(self.ws)
         hub.connections.add(self)
         hub.stats.connections += 1
         hub.stats.accepted += 1
@@ -299,7 +324,11 @@ class Connection:
                 f"{config.max_outbox_bytes} bytes waiting",
             )
             return
-        self.wake.set()
+        if self.raw is None:
+            self.wake.set()
+        elif not self.scheduled and not self.blocked:
+            self.scheduled = True
+            self.hub.schedule(self)
 
     def _control(self, message: dict[str, Any]) -> None:
         text = _dumps(message)
@@ -316,7 +345,39 @@ class Connection:
             body["details"] = details
         self._control(body)
 
+    def flush(self) -> None:
+        """Write every queued frame in one transport write (the hub calls this once per
+        loop turn). While the transport is paused (the client's TCP window is full and the
+        server's buffer is past its high-water mark) messages stay in the outbox, where
+        they are conflated and counted, and the writer task waits for it to drain."""
+        self.scheduled = False
+        raw = self.raw
+        if raw is None or self.blocked or self.closing is not None or not self.outbox:
+            return
+        if not raw.open():
+            return
+        if not raw.writable.is_set():
+            self.blocked = True
+            self.wake.set()
+            return
+        outbox, unsent = self.outbox, self.unsent
+        frames = []
+        while outbox:
+            item = outbox.popleft()
+            if item.channel is not None and unsent.get(item.channel) is item:
+                del unsent[item.channel]
+            frames.append(item.wire())
+        self.queued_bytes = 0
+        raw.write(frames)
+        if not raw.writable.is_set():  # paused by this write: wait for it to drain
+            self.blocked = True
+            self.wake.set()
+
     async def _write(self) -> None:
+        raw = self.raw
+        if raw is not None:
+            await self._write_raw(raw)
+            return
         outbox, wake, send = self.outbox, self.wake, self.ws.send_text
         while True:
             if not outbox or self.closing is not None:
@@ -330,6 +391,18 @@ class Connection:
             self.blocked = True  # stays True only while the send is suspended
             await send(item.render())
             self.blocked = False
+
+    async def _write_raw(self, raw: RawSocket) -> None:
+        """Only waits for a paused transport to drain; `flush` does the writing."""
+        wake = self.wake
+        while True:
+            if not self.blocked or self.closing is not None:
+                wake.clear()
+                await wake.wait()
+                continue
+            await raw.writable.wait()
+            self.blocked = False
+            self.flush()
 
     # -- live messages (the Listener side) --------------------------------------------------------
 
@@ -357,10 +430,12 @@ class Connection:
                 self.hub.stats.conflated += 1
                 return
             item = _Item(name, raw, len(raw), message=message, first_seq=seq)
+            if self.raw is not None:
+                item.frame = _frames.of(raw)
             self.unsent[name] = item
             self._push(item)
             return
-        self._push(_Item(name, raw, len(raw)))
+        self._push(_Item(name, raw, len(raw), frame=None if self.raw is None else _frames.of(raw)))
 
     def reset(self, channel: str) -> None:
         sub = self.subs.get(channel)

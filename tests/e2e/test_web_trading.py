@@ -197,7 +197,8 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     lines = run.stdout.strip().splitlines()
     report = json.loads(lines[-1]) if lines else {}
     assert run.returncode == 0 and "error" not in report, (
-        f"{report.get('error')}\n--- steps:\n{run.stderr[-4000:]}"
+        f"{report.get('error')}\n--- steps:\n{run.stderr[-4000:]}\n"
+        f"--- alerts channel frames alice's page got: {report.get('alertFrames')}"
     )
 
     quote, base_asset = inst["quote"], inst["base"]
@@ -224,12 +225,13 @@ def test_two_traders_trade_through_the_web_ui(built_web: None, tradecore: str) -
     assert report["secondOrder"].startswith("Accepted")
     assert report["bobOrder"].startswith("Accepted")
     before, after = _amounts(report["aliceBeforeFill"]), _amounts(report["aliceAfterFill"])
-    assert after[base_asset][0] - before[base_asset][0] == qty  # alice received the base
+    screens = {k: v for k, v in report.items() if k.startswith(("alice", "bob"))}
+    assert after[base_asset][0] - before[base_asset][0] == qty, screens  # alice got the base
     assert after[quote][1] == start[quote][1]  # nothing left reserved
     paid = start[quote][0] - after[quote][0]
     assert notional <= paid <= notional * Decimal("1.01")  # notional plus a maker fee
     bob0, bob1 = _amounts(report["bobStart"]), _amounts(report["bobAfterFill"])
-    assert bob0[base_asset][0] - bob1[base_asset][0] == qty  # bob delivered the base
+    assert bob0[base_asset][0] - bob1[base_asset][0] == qty, screens  # bob gave the base
     received = bob1[quote][0] - bob0[quote][0]
     assert notional * Decimal("0.99") <= received <= notional  # notional less a taker fee
     assert report["aliceOpenAfterFill"] == 0

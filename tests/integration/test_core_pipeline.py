@@ -257,3 +257,45 @@ async def test_a_snapshot_that_cannot_be_saved_does_not_stop_the_core(
     await replay.recover()  # no snapshot: the whole log
     assert replay.state_hash() == live
     await store.close()
+
+
+async def test_a_long_queue_is_split_while_the_store_is_idle_and_answered_in_order(
+    store: PostgresEventStore,
+) -> None:
+    commits: list[list[RecordedEvent]] = []
+    core = Core(store, split_above=8)
+    core.on_commit = commits.append
+    await core.start("test-core")
+    try:
+        for command in setup_commands():
+            await core.submit(command)
+        commits.clear()
+        orders = [f.buy(f.ALICE, "99.00", "1") for _ in range(40)]
+        results = await asyncio.gather(*(core.submit(o) for o in orders))
+    finally:
+        await core.stop()
+    # The first half went to the idle store at once; the rest was decided while it committed.
+    assert [len(batch) for batch in commits] == [40, 40]
+    positions = [p for r in results for p in r.positions]
+    assert positions == [r.position for batch in commits for r in batch]
+    assert positions == list(range(positions[0], positions[0] + len(positions)))
+    assert (await verify_log(store)).ok
+
+
+async def test_a_log_without_the_fence_trigger_is_still_appended_to_behind_the_epoch_check(
+    migrated_database: str, store: PostgresEventStore
+) -> None:
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        await conn.execute("DROP TRIGGER events_writer_fence ON events")  # a pre-0007 log
+    finally:
+        await conn.close()
+    core = Core(store)
+    await core.start("test-core")
+    try:
+        for command in setup_commands():
+            await core.submit(command)
+        result = await core.submit(f.buy(f.ALICE, "99.00", "1"))
+    finally:
+        await core.stop()
+    assert result.positions and (await verify_log(store)).ok

@@ -32,8 +32,15 @@ const step = (text) => process.stderr.write(`e2e: ${text}\n`);
 /** Every /ws socket of a context goes through here, so the test can drop it. */
 async function proxyWebSockets(context) {
   const sockets = [];
+  sockets.alertFrames = [];
   await context.routeWebSocket(/\/ws(\?|$)/, (ws) => {
-    ws.connectToServer(); // forwards both ways
+    const server = ws.connectToServer();
+    ws.onMessage((m) => server.send(m));
+    server.onMessage((m) => {
+      // what reached the page on the private alerts channel, for the report
+      if (String(m).includes('"channel":"alerts.')) sockets.alertFrames.push(String(m).slice(0, 300));
+      ws.send(m);
+    });
     sockets.push(ws);
   });
   return sockets;
@@ -214,6 +221,7 @@ try {
   report.aliceOpenAfterFill = await ordersOf(alice).count();
 
   step("alice's alert fires: a notification, and the alert turns triggered");
+  report.alertFrames = alice.sockets.alertFrames;
   await alice.getByTestId("alert-notice").first().waitFor({ timeout: 30_000 });
   report.alertNotice = (await alice.getByTestId("alert-notice").first().textContent()).trim();
   await alice.locator(`[data-testid=alert-row][data-status=triggered][data-symbol="${SYMBOL}"]`).waitFor();

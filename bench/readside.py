@@ -10,7 +10,7 @@ end unless `--keep`):
 * `lag`: three processes, as deployed: a writer (the core's part: the same flow,
   pre-generated, appended at `--rate` events/s in `--commit-ms` group commits through
   `PostgresEventStore.append`), the relay publishing to Kafka, and the projector runner
-  consuming the topic. Per event: the time all six projectors have committed it minus its
+  consuming the topic. Per event: the time every projector has committed it minus its
   commit time (`recorded_at`, carried in the `recorded_at_us` header).
 * `candles`: see `bench/readside_candles.py`.
 
@@ -301,7 +301,8 @@ async def bench_lag(args: argparse.Namespace, dsn: str, settings: Settings) -> l
             f"({head / elapsed:,.0f}/s)"
         )
         lines.append(
-            f"lag commit -> read model (all 6 projectors, via Kafka), {len(lags):,} events: "
+            f"lag commit -> read model (all {len(runner.projectors)} projectors, via Kafka), "
+            f"{len(lags):,} events: "
             f"p50 {percentile(lags, 0.5):.1f} ms, p90 {percentile(lags, 0.9):.1f} ms, "
             f"p99 {percentile(lags, 0.99):.1f} ms, max {max(lags):.1f} ms, "
             f"mean {statistics.fmean(lags):.1f} ms"

@@ -6,15 +6,26 @@ Projectors know SQL (they own the read-model schemas) but not the driver: they t
 
 from __future__ import annotations
 
+import functools
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
 
-from domain.events import Event, InstrumentListed
-from domain.values import atom
+from domain.events import AlertCondition, Event, InstrumentListed
+from domain.values import (
+    CancelReason,
+    OrderType,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    atom,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +67,65 @@ Columns = Sequence[tuple[str, str]]  # (column, kind) in row order
 
 def insert_sql(table: str, columns: Columns, tail: str = "") -> str:
     """An INSERT of whole batches (see `insert_rows`); `tail` is e.g. an ON CONFLICT clause."""
+    return numbered(insert_template(table, columns, tail))
+
+
+def insert_template(table: str, columns: Columns, tail: str = "") -> str:
+    """`insert_sql` with relative parameters (`$@1`...), for `write_all`."""
     names = ", ".join(name for name, _ in columns)
     values = ", ".join(
         f"timestamptz 'epoch' + {name} * interval '1 microsecond'" if kind == TIME else name
         for name, kind in columns
     )
     arrays = ", ".join(
-        f"(string_to_array(chr(31) || ${i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
+        f"(string_to_array(chr(31) || $@{i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
         for i, (_, kind) in enumerate(columns, 1)
     )
     return (
         f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS u({names}) {tail}"
     )
+
+
+_RELATIVE = re.compile(r"\$@(\d+)")
+
+
+def numbered(template: str, offset: int = 0) -> str:
+    """A template's relative parameters `$@n` as the statement's `$(n + offset)`."""
+    return _RELATIVE.sub(lambda m: f"${int(m.group(1)) + offset}", template)
+
+
+@functools.lru_cache(maxsize=256)
+def combined(templates: tuple[str, ...]) -> str:
+    """One statement running several independent writes: all but the last as data-modifying
+    CTEs (`WITH w0 AS (INSERT ...), ... INSERT ...`). They run on one snapshot, so they must
+    touch different rows (or tables); the point is one round trip instead of one each."""
+    parts, offset = [], 0
+    for template in templates:
+        parts.append(numbered(template, offset))
+        offset += max((int(n) for n in _RELATIVE.findall(template)), default=0)
+    if len(parts) == 1:
+        return parts[0]
+    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return f"WITH {ctes} {parts[-1]}"
+
+
+Write = tuple[str, list[Any]]  # a template (relative parameters) and its parameters
+
+
+def rows_write(template: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> Write | None:
+    """The write of `rows` by an `insert_template` (None when there are none)."""
+    if not rows:
+        return None
+    values = list(zip(*rows, strict=True))
+    return template, [_joined(kind, list(values[i])) for i, (_, kind) in enumerate(columns)]
+
+
+async def write_all(tx: Tx, writes: Iterable[Write | None]) -> None:
+    """Run the (non-None) writes as one statement (see `combined`)."""
+    present = [w for w in writes if w is not None]
+    if present:
+        sql = combined(tuple(template for template, _ in present))
+        await tx.execute(sql, *[arg for _, args in present for arg in args])
 
 
 def _joined(kind: str, values: list[Any]) -> str:
@@ -84,6 +142,26 @@ def _joined(kind: str, values: list[Any]) -> str:
     if kind == BOOLEAN:
         return SEPARATOR.join(["t" if v else "f" for v in values])
     return SEPARATOR.join(map(str, values))
+
+
+def delete_write(table: str, column: str, keys: Collection[str]) -> Write | None:
+    """A write deleting the rows whose text `column` is one of `keys` (None when none)."""
+    if not keys:
+        return None
+    return f"DELETE FROM {table} WHERE {column} = ANY($@1::text[])", [list(keys)]
+
+
+CACHE_LIMIT = 200_000  # rows a projector keeps in memory between batches, at most
+
+
+# The text of an enum member by dict lookup: `member.value` goes through an enum property,
+# which costs several times more, once per event and column.
+VALUE: dict[StrEnum, str] = {
+    m: m.value
+    for kind in (Side, OrderType, TimeInForce, SelfTradePrevention, Reason, CancelReason,
+                 AlertCondition)
+    for m in kind
+}  # fmt: skip
 
 
 async def insert_rows(tx: Tx, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
@@ -116,10 +194,19 @@ class Units:
     taker_fee_bps: int
     quote_atom: Decimal = field(init=False, repr=False, compare=False)
     base_atom: Decimal = field(init=False, repr=False, compare=False)
+    # computed once: projectors use them per trade
+    quote_atoms_per_tick_lot: int = field(init=False, repr=False, compare=False)
+    base_atoms_per_lot: int = field(init=False, repr=False, compare=False)
+    worst_fee_bps: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quote_atom", atom(self.quote_decimals))
-        object.__setattr__(self, "base_atom", atom(self.base_decimals))
+        set_ = object.__setattr__
+        set_(self, "quote_atom", atom(self.quote_decimals))
+        set_(self, "base_atom", atom(self.base_decimals))
+        per_tick_lot = int(self.tick_size * self.lot_size / self.quote_atom)
+        set_(self, "quote_atoms_per_tick_lot", per_tick_lot)
+        set_(self, "base_atoms_per_lot", int(self.lot_size / self.base_atom))
+        set_(self, "worst_fee_bps", max(self.maker_fee_bps, self.taker_fee_bps))
 
     def price(self, ticks: int) -> Decimal:
         return self.tick_size * ticks
@@ -136,19 +223,10 @@ class Units:
     def amount(self, asset: str, atoms: int) -> Decimal:
         return self.base_amount(atoms) if asset == self.base else self.quote_amount(atoms)
 
-    @property
-    def quote_atoms_per_tick_lot(self) -> int:
-        return int(self.tick_size * self.lot_size / atom(self.quote_decimals))
-
-    @property
-    def base_atoms_per_lot(self) -> int:
-        return int(self.lot_size / atom(self.base_decimals))
-
     def buy_unit_cost(self, price_ticks: int) -> int:
         """Quote atoms a buy reserves per lot at ``price_ticks``: price plus the worst fee."""
         one_lot = price_ticks * self.quote_atoms_per_tick_lot
-        worst = max(self.maker_fee_bps, self.taker_fee_bps)
-        return one_lot + -((-one_lot * worst) // 10_000)
+        return one_lot + -((-one_lot * self.worst_fee_bps) // 10_000)
 
 
 class Projector(ABC):
@@ -162,26 +240,36 @@ class Projector(ABC):
 
     `tables` are the rows this projector owns: a rebuild empties exactly these. Projectors
     never read the clock: every timestamp in their rows comes from the events.
+
+    A projector may keep rows it wrote in memory after `flush` (open orders, positions), to
+    skip reading them again with the next batch: they equal the stored rows once the
+    transaction commits, and the runner calls `reset` whenever that may not hold (a failed
+    transaction, or a stored position this runner did not write).
     """
 
     name: str
     tables: tuple[str, ...]
+    # The event types `project` acts on (None: all); the others are not even handed to it.
+    handles: ClassVar[frozenset[type[Event]] | None] = None
 
     def __init__(self) -> None:
         self._units: dict[str, Units] = {}
 
     async def apply_batch(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
         """Fold a gap-free run of events into the batch; `flush` writes it."""
-        listed = False
-        for envelope in envelopes:
-            if type(envelope.event) is InstrumentListed:
-                await remember_instrument(tx, envelope.event)
-                listed = True
+        listed = [e.event for e in envelopes if type(e.event) is InstrumentListed]
+        for event in listed:
+            assert isinstance(event, InstrumentListed)
+            await remember_instrument(tx, event)
         if listed or not self._units:
             await self.load_units(tx)
+        handles = self.handles
+        if handles is not None:
+            envelopes = [e for e in envelopes if type(e.event) in handles]
         await self.prepare(tx, envelopes)
+        project = self.project
         for envelope in envelopes:
-            self.project(envelope)
+            project(envelope)
 
     async def apply(self, tx: Tx, envelope: Envelope) -> None:
         """One event (the batch of one)."""

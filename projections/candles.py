@@ -1,7 +1,8 @@
 """Candles (OHLC, volume, quote volume, VWAP, trade count) per symbol and interval.
 
 Maintained incrementally: a batch's trades are folded in memory per (symbol, interval,
-bucket), then merged with the stored candles in one read and one multi-row upsert. Buckets
+bucket) in integer instrument units (ticks, lots, quote atoms: `Part`), turned into Decimals
+once per candle, then merged with the stored candles in one read and one multi-row upsert. Buckets
 are aligned to the Unix epoch in UTC (so 1d candles start at midnight UTC) and computed from
 the event time in integer nanoseconds. VWAP is `quote_volume / volume` rounded half-even to
 12 places.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any
 
 from domain.events import TradeExecuted
 from projections.base import (
@@ -21,6 +23,7 @@ from projections.base import (
     Envelope,
     Projector,
     Tx,
+    Units,
     insert_rows,
     insert_sql,
 )
@@ -101,40 +104,69 @@ class Candle:
         self.last_trade_id = later.last_trade_id
 
 
+# A batch's part of a candle in integer units, as a list (cheapest to update in place):
+# [open, high, low, close (ticks), volume (lots), quote volume (atoms), trade count,
+#  first trade id, last trade id]
+Part = list[int]
+
+
+def add_trade(parts: dict[Any, Part], key: Any, event: TradeExecuted) -> None:
+    """Fold one trade into the part at `key` (a later trade of the same bucket)."""
+    ticks = event.price_ticks
+    part = parts.get(key)
+    if part is None:
+        parts[key] = [ticks, ticks, ticks, ticks, event.qty_lots, event.notional_atoms, 1,
+                      event.trade_id, event.trade_id]  # fmt: skip
+        return
+    if ticks > part[1]:
+        part[1] = ticks
+    elif ticks < part[2]:
+        part[2] = ticks
+    part[3] = ticks
+    part[4] += event.qty_lots
+    part[5] += event.notional_atoms
+    part[6] += 1
+    part[8] = event.trade_id
+
+
+def candle_of(part: Part, u: Units) -> Candle:
+    """The Decimal candle of a part: the same values (and exponents) as summing Decimals."""
+    tick = u.tick_size
+    volume, quote_volume = u.lot_size * part[4], u.quote_atom * part[5]
+    return Candle(tick * part[0], tick * part[1], tick * part[2], tick * part[3], volume,
+                  quote_volume, part[6], part[7], part[8])  # fmt: skip
+
+
 Key = tuple[str, str, int]  # symbol, interval, bucket start in ns
+WIDTHS = tuple(INTERVALS.items())
 
 
 class CandlesProjector(Projector):
     name = "candles"
     tables = ("candles",)
+    handles = frozenset({TradeExecuted})
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending: dict[Key, Candle] = {}
+        self._pending: dict[Key, Part] = {}
 
     def project(self, envelope: Envelope) -> None:
         event = envelope.event
         if type(event) is not TradeExecuted:
             return
-        u = self.unit(event.symbol)
-        price = u.price(event.price_ticks)
-        volume = u.qty(event.qty_lots)
-        quote_volume = u.quote_amount(event.notional_atoms)
+        self.unit(event.symbol)  # a trade of an unlisted symbol stops the batch here
         pending = self._pending
-        ns = event.timestamp_ns
-        for interval, width in INTERVALS.items():
-            key = (event.symbol, interval, ns - ns % width)
-            candle = pending.get(key)
-            if candle is None:
-                pending[key] = Candle.of_trade(price, volume, quote_volume, event.trade_id)
-            else:
-                candle.add_trade(price, volume, quote_volume, event.trade_id)
+        symbol, ns = event.symbol, event.timestamp_ns
+        for interval, width in WIDTHS:
+            add_trade(pending, (symbol, interval, ns - ns % width), event)
 
     async def flush(self, tx: Tx) -> None:
         """Merge the batch's candles with the stored ones (one read), write them (one upsert)."""
         if not self._pending:
             return
-        keys = list(self._pending)
+        unit = self.unit
+        merged = {key: candle_of(part, unit(key[0])) for key, part in self._pending.items()}
+        keys = list(merged)
         stored = await tx.fetch(
             """
             SELECT c.symbol, c.interval, k.bucket_us, c.open, c.high, c.low, c.close, c.volume,
@@ -147,7 +179,6 @@ class CandlesProjector(Projector):
             [k[1] for k in keys],
             [k[2] // 1000 for k in keys],
         )
-        merged = self._pending
         for row in stored:
             key = (row[0], row[1], int(row[2]) * 1000)
             candle = Candle(*row[3:])

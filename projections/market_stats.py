@@ -23,7 +23,7 @@ from projections.base import (
     insert_sql,
     ns_to_datetime,
 )
-from projections.candles import Candle
+from projections.candles import Part, add_trade, candle_of
 
 MINUTE = 60_000_000_000
 COLUMNS = (
@@ -46,27 +46,21 @@ UPSERT = insert_sql(
 class MarketStatsProjector(Projector):
     name = "market_stats"
     tables = ("market_stats_minutes", "market_stats_24h")
+    handles = frozenset({TradeExecuted})
 
     def __init__(self) -> None:
         super().__init__()
         self._touched: dict[str, int] = {}  # symbol -> latest minute seen in this batch (ns)
-        self._minutes: dict[tuple[str, int], Candle] = {}  # (symbol, minute ns) -> batch part
+        # (symbol, minute ns) -> the batch's part, in integer units (see projections.candles)
+        self._minutes: dict[tuple[str, int], Part] = {}
 
     def project(self, envelope: Envelope) -> None:
         event = envelope.event
         if type(event) is not TradeExecuted:
             return
-        u = self.unit(event.symbol)
-        price = u.price(event.price_ticks)
-        volume = u.qty(event.qty_lots)
-        quote_volume = u.quote_amount(event.notional_atoms)
+        self.unit(event.symbol)  # a trade of an unlisted symbol stops the batch here
         minute = event.timestamp_ns - event.timestamp_ns % MINUTE
-        key = (event.symbol, minute)
-        part = self._minutes.get(key)
-        if part is None:
-            self._minutes[key] = Candle.of_trade(price, volume, quote_volume, event.trade_id)
-        else:
-            part.add_trade(price, volume, quote_volume, event.trade_id)
+        add_trade(self._minutes, (event.symbol, minute), event)
         latest = self._touched.get(event.symbol)
         if latest is None or minute > latest:
             self._touched[event.symbol] = minute
@@ -75,23 +69,31 @@ class MarketStatsProjector(Projector):
         if self._minutes:
             # Merged in SQL: the stored minute is older, so its open stays and the batch's
             # close wins; sums add up. One statement for the whole batch.
-            rows = [(*k, p.open, p.high, p.low, p.close, p.volume, p.quote_volume,
-                     p.trade_count) for k, p in self._minutes.items()]  # fmt: skip
+            rows = []
+            for k, part in self._minutes.items():
+                p = candle_of(part, self.unit(k[0]))
+                rows.append((*k, p.open, p.high, p.low, p.close, p.volume, p.quote_volume,
+                             p.trade_count))  # fmt: skip
             await insert_rows(tx, UPSERT, COLUMNS, rows)
             self._minutes = {}
-        for symbol, minute_ns in self._touched.items():
-            end = ns_to_datetime(minute_ns)
-            start = end - timedelta(minutes=1439)
+        if self._touched:
+            # Every touched symbol's window in one statement.
+            symbols = list(self._touched)
+            ends = [ns_to_datetime(self._touched[symbol]) for symbol in symbols]
+            starts = [end - timedelta(minutes=1439) for end in ends]
             await tx.execute(
                 """
                 INSERT INTO market_stats_24h (symbol, window_start, window_end, open, high, low,
                     last, change, volume, quote_volume, trade_count)
-                SELECT $1, $2, $3, o, h, l, c, c - o, v, qv, n FROM (
+                SELECT k.symbol, k.window_start, k.window_end, o, h, l, c, c - o, v, qv, n
+                FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[])
+                    AS k(symbol, window_start, window_end)
+                CROSS JOIN LATERAL (
                     SELECT (array_agg(open ORDER BY minute))[1] AS o, max(high) AS h,
                            min(low) AS l, (array_agg(close ORDER BY minute DESC))[1] AS c,
                            sum(volume) AS v, sum(quote_volume) AS qv, sum(trade_count) AS n
-                    FROM market_stats_minutes
-                    WHERE symbol = $1 AND minute BETWEEN $2 AND $3
+                    FROM market_stats_minutes m
+                    WHERE m.symbol = k.symbol AND m.minute BETWEEN k.window_start AND k.window_end
                 ) w
                 ON CONFLICT (symbol) DO UPDATE SET window_start = EXCLUDED.window_start,
                     window_end = EXCLUDED.window_end, open = EXCLUDED.open,
@@ -99,9 +101,9 @@ class MarketStatsProjector(Projector):
                     change = EXCLUDED.change, volume = EXCLUDED.volume,
                     quote_volume = EXCLUDED.quote_volume, trade_count = EXCLUDED.trade_count
                 """,
-                symbol,
-                start,
-                end,
+                symbols,
+                starts,
+                ends,
             )
         self._touched.clear()
 

@@ -13,26 +13,38 @@ from typing import Any
 from domain.events import OrderAmended, OrderCanceled, OrderRested, TradeExecuted
 from projections.base import (
     BIGINT,
+    CACHE_LIMIT,
     INTEGER,
     NUMERIC,
     TEXT,
+    VALUE,
     Envelope,
     Projector,
     Tx,
-    insert_rows,
-    insert_sql,
+    delete_write,
+    insert_template,
+    rows_write,
+    write_all,
 )
 
 LEVEL_COLUMNS = (
     ("symbol", TEXT), ("side", TEXT), ("price_ticks", BIGINT), ("price", NUMERIC),
     ("quantity", NUMERIC), ("order_count", INTEGER),
 )  # fmt: skip
-UPSERT_LEVELS = insert_sql(
+UPSERT_LEVELS = insert_template(
     "order_book",
     LEVEL_COLUMNS,
     "ON CONFLICT (symbol, side, price_ticks) DO UPDATE SET "
     "quantity = order_book.quantity + EXCLUDED.quantity, "
     "order_count = order_book.order_count + EXCLUDED.order_count",
+)
+ORDER_COLUMNS = (("order_id", TEXT), ("symbol", TEXT), ("side", TEXT), ("price_ticks", BIGINT),
+                 ("open_lots", BIGINT))  # fmt: skip
+UPSERT_ORDERS = insert_template(
+    "book_orders",
+    ORDER_COLUMNS,
+    "ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks, "
+    "open_lots = EXCLUDED.open_lots",
 )
 Resting = list[Any]  # [symbol, side, price_ticks, open_lots] of an order in the book
 Level = tuple[str, str, int]  # symbol, side, price_ticks
@@ -44,11 +56,13 @@ class OrderBookProjector(Projector):
 
     name = "order_book"
     tables = ("order_book", "book_orders")
+    handles = frozenset({OrderRested, TradeExecuted, OrderCanceled, OrderAmended})
 
     def __init__(self) -> None:
         super().__init__()
         self._orders: dict[str, Resting | None] = {}  # None: not (or no longer) in the book
         self._stored: set[str] = set()  # ids that have a book_orders row
+        self._touched: set[str] = set()  # ids whose book_orders row this batch changes
         self._levels: dict[Level, list[int]] = {}  # -> [lots delta, order count delta]
 
     async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
@@ -75,9 +89,10 @@ class OrderBookProjector(Projector):
     def project(self, envelope: Envelope) -> None:
         event = envelope.event
         if type(event) is OrderRested:
-            self._orders[event.order_id] = [event.symbol, event.side.value, event.price_ticks,
-                                            event.qty_lots]  # fmt: skip
-            self._level(event.symbol, event.side.value, event.price_ticks, event.qty_lots, 1)
+            side = VALUE[event.side]
+            self._orders[event.order_id] = [event.symbol, side, event.price_ticks, event.qty_lots]
+            self._touched.add(event.order_id)
+            self._level(event.symbol, side, event.price_ticks, event.qty_lots, 1)
         elif type(event) is TradeExecuted:
             self._reduce(event.maker_order_id, event.qty_lots)
         elif type(event) is OrderCanceled:
@@ -90,6 +105,7 @@ class OrderBookProjector(Projector):
             self._level(symbol, side, price, -lots, -1)
             self._level(symbol, side, event.new_price_ticks, event.new_qty_lots, 1)
             order[2], order[3] = event.new_price_ticks, event.new_qty_lots
+            self._touched.add(event.order_id)
 
     def _reduce(self, order_id: str, lots: int | None) -> None:
         """Take `lots` (all when None) off a resting order; not resting means nothing to do."""
@@ -99,6 +115,7 @@ class OrderBookProjector(Projector):
         open_lots = order[3]
         taken = open_lots if lots is None else lots
         gone = taken >= open_lots
+        self._touched.add(order_id)
         self._level(order[0], order[1], order[2], -taken, -1 if gone else 0)
         if gone:
             self._orders[order_id] = None
@@ -114,43 +131,44 @@ class OrderBookProjector(Projector):
             delta[1] += orders
 
     async def flush(self, tx: Tx) -> None:
-        gone = [i for i, o in self._orders.items() if o is None and i in self._stored]
-        if gone:
-            await tx.execute("DELETE FROM book_orders WHERE order_id = ANY($1::text[])", gone)
-        resting = [(i, o) for i, o in self._orders.items() if o is not None]
-        if resting:
-            await tx.execute(
-                """
-                INSERT INTO book_orders (order_id, symbol, side, price_ticks, open_lots)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
-                    $5::bigint[])
-                ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks,
-                    open_lots = EXCLUDED.open_lots
-                """,
-                [i for i, _ in resting], [o[0] for _, o in resting],
-                [o[1] for _, o in resting], [o[2] for _, o in resting],
-                [o[3] for _, o in resting],
-            )  # fmt: skip
-        levels = [(k, d) for k, d in self._levels.items() if d[0] or d[1]]
-        if levels:
-            rows = []
-            for (symbol, side, ticks), (lots, orders) in levels:
+        touched = [(i, self._orders[i]) for i in self._touched]
+        gone = [i for i, o in touched if o is None and i in self._stored]
+        resting = [(i, *o) for i, o in touched if o is not None]
+        levels = []
+        for (symbol, side, ticks), (lots, orders) in self._levels.items():
+            if lots or orders:
                 u = self.unit(symbol)
-                rows.append((symbol, side, ticks, u.price(ticks), u.qty(lots), orders))
-            await insert_rows(tx, UPSERT_LEVELS, LEVEL_COLUMNS, rows)
+                levels.append((symbol, side, ticks, u.price(ticks), u.qty(lots), orders))
+        # One statement for the resting orders (gone and resting are different ids) and the
+        # level changes; then the levels left empty go (they must see the upsert's result).
+        await write_all(
+            tx,
+            (
+                delete_write("book_orders", "order_id", gone),
+                rows_write(UPSERT_ORDERS, ORDER_COLUMNS, resting),
+                rows_write(UPSERT_LEVELS, LEVEL_COLUMNS, levels),
+            ),
+        )
+        if levels:
             await tx.execute(
                 "DELETE FROM order_book WHERE (symbol, side, price_ticks) IN "
                 "(SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) "
                 "AND order_count = 0",
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
+                [r[0] for r in levels],
+                [r[1] for r in levels],
+                [r[2] for r in levels],
             )
+        # Resting orders stay in memory for the next batch (see `Projector`): all stored now.
+        kept = self._orders
         self.reset()
+        if len(kept) <= CACHE_LIMIT:
+            self._orders = {i: o for i, o in kept.items() if o is not None}
+            self._stored = set(self._orders)
 
     def reset(self) -> None:
         self._orders = {}
         self._stored = set()
+        self._touched = set()
         self._levels = {}
 
 

@@ -21,15 +21,18 @@ from domain.events import (
 from projections.base import (
     BIGINT,
     BOOLEAN,
+    CACHE_LIMIT,
     NUMERIC,
     TEXT,
     TIME,
+    VALUE,
     Envelope,
     Projector,
     Tx,
     Units,
-    insert_rows,
-    insert_sql,
+    insert_template,
+    rows_write,
+    write_all,
 )
 
 PRICE_PLACES = Decimal("1e-12")
@@ -47,7 +50,7 @@ COLUMNS = (
 )  # fmt: skip
 (ACCOUNT, SYMBOL, PRICE, QUANTITY, BUDGET, FILLED, REMAINING, NOTIONAL, FEES, AVERAGE, STATUS,
  REASON, UPDATED) = (1, 2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19)  # fmt: skip
-UPSERT = insert_sql(
+UPSERT = insert_template(
     "orders",
     COLUMNS,
     "ON CONFLICT (order_id) DO UPDATE SET "
@@ -66,13 +69,14 @@ FILL_COLUMNS = (
     ("order_id", TEXT), ("trade_id", BIGINT), ("symbol", TEXT), ("liquidity", TEXT),
     ("price", NUMERIC), ("quantity", NUMERIC), ("fee", NUMERIC), ("executed_at", TIME),
 )  # fmt: skip
-INSERT_FILLS = insert_sql("order_fills", FILL_COLUMNS)
+INSERT_FILLS = insert_template("order_fills", FILL_COLUMNS)
 REJECTION_COLUMNS = (
     ("position", BIGINT), ("order_id", TEXT), ("account_id", TEXT), ("symbol", TEXT),
     ("client_order_id", TEXT), ("reason", TEXT), ("rejected_at", TIME),
 )  # fmt: skip
-INSERT_REJECTIONS = insert_sql("order_rejections", REJECTION_COLUMNS)
+INSERT_REJECTIONS = insert_template("order_rejections", REJECTION_COLUMNS)
 REFERS = (OrderRested, OrderCanceled, OrderAmended)  # updates of an order by its id
+OPEN = frozenset({"new", "open", "partially_filled"})
 
 
 class OrdersProjector(Projector):
@@ -81,11 +85,13 @@ class OrdersProjector(Projector):
 
     name = "orders"
     tables = ("orders", "order_fills", "order_rejections")
+    handles = frozenset({TradeExecuted, OrderAccepted, OrderRejected, *REFERS})
 
     def __init__(self) -> None:
         super().__init__()
         self._orders: dict[str, list[Any] | None] = {}  # the orders table's row; None: absent
         self._changed: set[str] = set()
+        self._filled: set[str] = set()  # their average fill price is computed at flush
         self._fills: list[tuple[Any, ...]] = []
         self._rejections: list[tuple[Any, ...]] = []
 
@@ -111,30 +117,30 @@ class OrdersProjector(Projector):
         if type(event) is TradeExecuted:
             u = self.unit(event.symbol)
             maker_fee, taker_fee = event.maker_fee_atoms, event.taker_fee_atoms
-            self._fill(event, event.maker_order_id, "maker", u.quote_amount(maker_fee), u)
-            self._fill(event, event.taker_order_id, "taker", u.quote_amount(taker_fee), u)
+            self._fill(event, event.maker_order_id, "maker", u.quote_atom * maker_fee, u)
+            self._fill(event, event.taker_order_id, "taker", u.quote_atom * taker_fee, u)
         elif type(event) is OrderAccepted:
             u = self.unit(event.symbol)
-            quantity, at = u.qty(event.qty_lots), event.timestamp_ns
+            quantity, at = u.lot_size * event.qty_lots, event.timestamp_ns
             self._orders[event.order_id] = [
                 event.order_id, event.account_id, event.symbol, event.client_order_id,
-                event.side.value, event.order_type.value, event.time_in_force.value,
-                event.post_only, u.price(event.price_ticks), quantity,
-                u.quote_amount(event.quote_budget_atoms), ZERO, quantity, ZERO, ZERO, None,
+                VALUE[event.side], VALUE[event.order_type], VALUE[event.time_in_force],
+                event.post_only, u.tick_size * event.price_ticks, quantity,
+                u.quote_atom * event.quote_budget_atoms, ZERO, quantity, ZERO, ZERO, None,
                 "new", None, at, at,
             ]  # fmt: skip
             self._changed.add(event.order_id)
         elif type(event) is OrderRejected:
             self._rejections.append(
                 (envelope.position, event.order_id, event.account_id, event.symbol,
-                 event.client_order_id, event.reason.value, event.timestamp_ns)
+                 event.client_order_id, VALUE[event.reason], event.timestamp_ns)
             )  # fmt: skip
         elif type(event) is OrderRested:
             if order := self._touch(event.order_id, event.timestamp_ns):
                 order[STATUS] = "partially_filled" if order[FILLED] > 0 else "open"
         elif type(event) is OrderCanceled:
             if order := self._touch(event.order_id, event.timestamp_ns):
-                order[STATUS], order[REASON] = "canceled", event.reason.value
+                order[STATUS], order[REASON] = "canceled", VALUE[event.reason]
         elif type(event) is OrderAmended and (
             order := self._touch(event.order_id, event.timestamp_ns)
         ):
@@ -156,14 +162,13 @@ class OrdersProjector(Projector):
     def _fill(
         self, event: TradeExecuted, order_id: str, liquidity: str, fee: Decimal, u: Units
     ) -> None:
-        price, qty = u.price(event.price_ticks), u.qty(event.qty_lots)
+        price, qty = u.tick_size * event.price_ticks, u.lot_size * event.qty_lots
         at = event.timestamp_ns
         self._fills.append((order_id, event.trade_id, event.symbol, liquidity, price, qty, fee, at))
         order = self._orders.get(order_id)
         if order is None:
             raise LookupError(f"orders: a trade names order {order_id!r}, never accepted")
         filled = order[FILLED] + qty
-        filled_notional = order[NOTIONAL] + u.quote_amount(event.notional_atoms)
         by_budget = order[BUDGET] > 0
         remaining = Decimal(0) if by_budget else order[QUANTITY] - filled
         if not by_budget and remaining == 0:
@@ -172,21 +177,42 @@ class OrdersProjector(Projector):
             status = "new"
         else:
             status = "partially_filled"
-        average = WIDE.divide(filled_notional, filled).quantize(PRICE_PLACES, ROUND_HALF_EVEN, WIDE)
-        order[FILLED], order[REMAINING], order[NOTIONAL] = filled, remaining, filled_notional
+        order[FILLED], order[REMAINING] = filled, remaining
+        order[NOTIONAL] += u.quote_atom * event.notional_atoms
         order[FEES] = EXACT.add(order[FEES], fee)
-        order[AVERAGE], order[STATUS], order[UPDATED] = average, status, at
+        order[STATUS], order[UPDATED] = status, at
         self._changed.add(order_id)
+        self._filled.add(order_id)
 
     async def flush(self, tx: Tx) -> None:
-        rows = [row for i in self._changed if (row := self._orders[i]) is not None]
-        await insert_rows(tx, UPSERT, COLUMNS, rows)
-        await insert_rows(tx, INSERT_FILLS, FILL_COLUMNS, self._fills)
-        await insert_rows(tx, INSERT_REJECTIONS, REJECTION_COLUMNS, self._rejections)
-        self.reset()
+        orders = self._orders
+        for order_id in self._filled:
+            # The average of all fills so far: one division per order and batch, not per fill.
+            order = orders[order_id]
+            if order is not None:
+                order[AVERAGE] = WIDE.divide(order[NOTIONAL], order[FILLED]).quantize(
+                    PRICE_PLACES, ROUND_HALF_EVEN, WIDE
+                )
+        rows = [row for i in self._changed if (row := orders[i]) is not None]
+        await write_all(  # three tables, one statement
+            tx,
+            (
+                rows_write(UPSERT, COLUMNS, rows),
+                rows_write(INSERT_FILLS, FILL_COLUMNS, self._fills),
+                rows_write(INSERT_REJECTIONS, REJECTION_COLUMNS, self._rejections),
+            ),
+        )
+        self._changed, self._filled, self._fills, self._rejections = set(), set(), [], []
+        # Open orders stay in memory for the next batch (see `Projector`); closed ones go.
+        self._orders = (
+            {i: o for i, o in orders.items() if o is not None and o[STATUS] in OPEN}
+            if len(orders) <= CACHE_LIMIT
+            else {}
+        )
 
     def reset(self) -> None:
         self._orders = {}
         self._changed = set()
+        self._filled = set()
         self._fills = []
         self._rejections = []

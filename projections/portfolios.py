@@ -16,7 +16,7 @@ apart in `fees_paid`. `positions_valued` (a view) adds `(last_price - avg_cost) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from domain.events import (
@@ -31,15 +31,19 @@ from domain.values import Side
 from projections.base import (
     BIGINT,
     BOOLEAN,
+    CACHE_LIMIT,
     NUMERIC,
     TEXT,
     TIME,
+    VALUE,
     Envelope,
     Projector,
     Tx,
     asset_decimals,
-    insert_rows,
-    insert_sql,
+    delete_write,
+    insert_template,
+    rows_write,
+    write_all,
 )
 
 COST_PLACES = Decimal("1e-18")
@@ -48,7 +52,7 @@ ORDER_COLUMNS = (
     ("price_ticks", BIGINT), ("budget", BOOLEAN), ("reserved_asset", TEXT),
     ("reserved_atoms", NUMERIC),
 )  # fmt: skip
-UPSERT_ORDERS = insert_sql(
+UPSERT_ORDERS = insert_template(
     "portfolio_orders",
     ORDER_COLUMNS,
     "ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks, "
@@ -60,7 +64,7 @@ BALANCE_COLUMNS = (
     ("available", NUMERIC),
     ("reserved", NUMERIC),
 )
-UPSERT_BALANCES = insert_sql(
+UPSERT_BALANCES = insert_template(
     "balances",
     BALANCE_COLUMNS,
     "ON CONFLICT (account_id, asset) DO UPDATE SET "
@@ -68,7 +72,7 @@ UPSERT_BALANCES = insert_sql(
     "reserved = balances.reserved + EXCLUDED.reserved",
 )
 FEE_COLUMNS = (("asset", TEXT), ("collected", NUMERIC))
-UPSERT_FEES = insert_sql(
+UPSERT_FEES = insert_template(
     "venue_fees",
     FEE_COLUMNS,
     "ON CONFLICT (asset) DO UPDATE SET collected = venue_fees.collected + EXCLUDED.collected",
@@ -77,7 +81,7 @@ POSITION_COLUMNS = (
     ("account_id", TEXT), ("symbol", TEXT), ("quantity", NUMERIC), ("avg_cost", NUMERIC),
     ("realized_pnl", NUMERIC), ("fees_paid", NUMERIC),
 )  # fmt: skip
-UPSERT_POSITIONS = insert_sql(
+UPSERT_POSITIONS = insert_template(
     "positions",
     POSITION_COLUMNS,
     "ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, "
@@ -85,19 +89,20 @@ UPSERT_POSITIONS = insert_sql(
     "fees_paid = positions.fees_paid + EXCLUDED.fees_paid",
 )
 LAST_COLUMNS = (("symbol", TEXT), ("price", NUMERIC), ("traded_at", TIME))
-UPSERT_LAST = insert_sql(
+UPSERT_LAST = insert_template(
     "last_prices",
     LAST_COLUMNS,
     "ON CONFLICT (symbol) DO UPDATE SET price = EXCLUDED.price, traded_at = EXCLUDED.traded_at",
 )
 ZERO = Decimal(0)
+WIDE = Context(prec=80)  # the average's arithmetic (a fixed context: cheaper than localcontext)
 
 
 def average(old_cost: Decimal, old_qty: Decimal, price: Decimal, qty: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 80
-        total = (old_cost * old_qty + price * qty) / (old_qty + qty)
-        return total.quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
+    w = WIDE
+    spent = w.add(w.multiply(old_cost, old_qty), w.multiply(price, qty))
+    total = w.divide(spent, w.add(old_qty, qty))
+    return total.quantize(COST_PLACES, ROUND_HALF_EVEN, w)
 
 
 def trade_position(
@@ -128,6 +133,8 @@ class PortfoliosProjector(Projector):
 
     name = "portfolios"
     tables = ("balances", "positions", "last_prices", "venue_fees", "portfolio_orders")
+    handles = frozenset({TradeExecuted, OrderAccepted, OrderCanceled, OrderAmended,
+                         FundsDeposited, FundsWithdrawn})  # fmt: skip
 
     def __init__(self) -> None:
         super().__init__()
@@ -192,7 +199,7 @@ class PortfoliosProjector(Projector):
             self._trade(event)
         elif type(event) is OrderAccepted:
             self._orders[event.order_id] = [
-                event.account_id, event.symbol, event.side.value, event.price_ticks,
+                event.account_id, event.symbol, VALUE[event.side], event.price_ticks,
                 event.quote_budget_atoms > 0, event.reserved_asset, event.reserved_atoms,
             ]  # fmt: skip
             self._changed.add(event.order_id)
@@ -258,7 +265,7 @@ class PortfoliosProjector(Projector):
         self._move(seller[0], u.base, 0, -base_atoms)
         self._move(seller[0], u.quote, event.notional_atoms - seller_fee, 0)
         self._fees[u.quote] = self._fees.get(u.quote, 0) + buyer_fee + seller_fee
-        price, qty = u.price(event.price_ticks), u.qty(event.qty_lots)
+        price, qty = u.tick_size * event.price_ticks, u.lot_size * event.qty_lots
         self._position(buyer[0], event.symbol, qty, price, buyer_fee, u.quote)
         self._position(seller[0], event.symbol, -qty, price, seller_fee, u.quote)
         self._last[event.symbol] = (price, event.timestamp_ns)
@@ -279,32 +286,32 @@ class PortfoliosProjector(Projector):
         return Decimal(atoms).scaleb(-self._decimals[asset])
 
     async def flush(self, tx: Tx) -> None:
-        if self._gone:
-            await tx.execute(
-                "DELETE FROM portfolio_orders WHERE order_id = ANY($1::text[])", list(self._gone)
-            )
         changed = [(i, *o[:6], Decimal(o[6])) for i in self._changed
                    if (o := self._orders[i]) is not None]  # fmt: skip
-        await insert_rows(tx, UPSERT_ORDERS, ORDER_COLUMNS, changed)
         amount = self._amount
-        await insert_rows(
+        balances = [(a, asset, amount(asset, d[0]), amount(asset, d[1]))
+                    for (a, asset), d in self._balances.items()]  # fmt: skip
+        fees = [(a, amount(a, n)) for a, n in self._fees.items()]
+        positions = [(a, symbol, p[0], p[1], p[2], amount(p[4], p[3]))
+                     for (a, symbol), p in self._positions.items() if p[4] is not None]  # fmt: skip
+        last = [(s, p, ns) for s, (p, ns) in self._last.items()]
+        # Five tables, one statement: the deleted and the upserted orders are different ids
+        # (an order leaves `_changed` when it is dropped).
+        await write_all(
             tx,
-            UPSERT_BALANCES,
-            BALANCE_COLUMNS,
-            [(a, asset, amount(asset, d[0]), amount(asset, d[1]))
-             for (a, asset), d in self._balances.items()],
-        )  # fmt: skip
-        await insert_rows(
-            tx, UPSERT_FEES, FEE_COLUMNS, [(a, amount(a, n)) for a, n in self._fees.items()]
+            (
+                delete_write("portfolio_orders", "order_id", self._gone),
+                rows_write(UPSERT_ORDERS, ORDER_COLUMNS, changed),
+                rows_write(UPSERT_BALANCES, BALANCE_COLUMNS, balances),
+                rows_write(UPSERT_FEES, FEE_COLUMNS, fees),
+                rows_write(UPSERT_POSITIONS, POSITION_COLUMNS, positions),
+                rows_write(UPSERT_LAST, LAST_COLUMNS, last),
+            ),
         )
-        await insert_rows(
-            tx,
-            UPSERT_POSITIONS,
-            POSITION_COLUMNS,
-            [(a, symbol, p[0], p[1], p[2], amount(p[4], p[3]))
-             for (a, symbol), p in self._positions.items() if p[4] is not None],
-        )  # fmt: skip
-        await insert_rows(
-            tx, UPSERT_LAST, LAST_COLUMNS, [(s, p, ns) for s, (p, ns) in self._last.items()]
-        )
+        # Live orders and positions stay in memory for the next batch (see `Projector`);
+        # the per-batch changes (balances, fees, last prices, fee atoms) start again.
+        kept_orders, kept_positions = self._orders, self._positions
         self.reset()
+        if len(kept_orders) + len(kept_positions) <= CACHE_LIMIT:
+            self._orders = {i: o for i, o in kept_orders.items() if o is not None}
+            self._positions = {k: [p[0], p[1], p[2], 0, None] for k, p in kept_positions.items()}

@@ -11,14 +11,16 @@ batches in log order, and it tells the source when a batch is safely applied.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Protocol
+from typing import Any, Protocol
 
+from domain.events import InstrumentListed
 from projections.base import Envelope, Projector, Tx, ns_to_datetime
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,20 @@ class Storage(Protocol):
     """Where read models live: hands out transactions."""
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def execute(self, query: str, *args: Any) -> str:
+        """One statement in its own transaction (autocommit)."""
+        ...
+
+
+class PositionMoved(RuntimeError):
+    """A projector's stored position is not the one this runner last committed."""
+
+
+ADVANCE = (
+    "UPDATE projection_positions SET position = $2, event_at = $3, updated_at = now() "
+    "WHERE name = $1 AND position = $4"
+)
 
 
 class EventReader(Protocol):
@@ -92,6 +108,7 @@ class ProjectionRunner:
         self.projectors = list(projectors)
         self.backfill = backfill
         self.metrics = RunnerMetrics()
+        self._positions: dict[str, int] = {}  # each projector's, as of this runner's commit
 
     async def positions(self) -> dict[str, int]:
         async with self.storage.transaction() as tx:
@@ -115,23 +132,63 @@ class ProjectionRunner:
 
     async def apply_to(self, projector: Projector, batch: Sequence[Envelope]) -> int:
         """Apply the new part of `batch` to one projector; returns its position afterwards.
-        `batch` is in position order without duplicates (see `in_order`)."""
+        `batch` is in position order without duplicates (see `in_order`).
+
+        The runner remembers each projector's position as of its own last commit, so a batch
+        need not read it first: the position update at the end names the position the batch
+        was built on, and if another process moved it meanwhile (a rebuild, a second runner)
+        the update matches nothing, the transaction is rolled back and the batch is applied
+        again from the stored position. A batch with no event the projector handles only
+        moves its position, in one autocommit statement."""
+        name = projector.name
+        known = self._positions.pop(name, None)  # valid again only once this batch committed
+        if known is not None and _idle(projector, known, batch):
+            last = batch[-1]
+            status = await self.storage.execute(
+                ADVANCE, name, last.position, ns_to_datetime(last.event.timestamp_ns), known
+            )
+            if status == "UPDATE 1":
+                self._positions[name] = last.position
+                return last.position
+            known = None  # moved by someone else: read it, below
+        try:
+            position = await self._apply_to(projector, batch, known)
+        except PositionMoved:
+            log.warning("%s: its position moved under this runner; applying again", name)
+            position = await self._apply_to(projector, batch, None)
+        except ProjectionGap:
+            if known is None:
+                raise
+            # Measured from the position this runner remembered: the stored one decides.
+            position = await self._apply_to(projector, batch, None)
+        self._positions[name] = position
+        return position
+
+    async def _apply_to(
+        self, projector: Projector, batch: Sequence[Envelope], known: int | None
+    ) -> int:
         try:
             async with self.storage.transaction() as tx:
-                position = await stored_position(tx, projector.name, lock=True)
+                if known is None:
+                    projector.reset()  # rows it kept may be older than the stored ones
+                    position = await stored_position(tx, projector.name, lock=True)
+                else:
+                    position = known
                 fresh = await self._fresh(projector, position, batch)
                 if not fresh:
                     return position
                 await projector.apply_batch(tx, fresh)
                 await projector.flush(tx)
                 last = fresh[-1]
-                await tx.execute(
-                    "UPDATE projection_positions SET position = $2, event_at = $3, "
-                    "updated_at = now() WHERE name = $1",
+                status = await tx.execute(
+                    ADVANCE,
                     projector.name,
                     last.position,
                     ns_to_datetime(last.event.timestamp_ns),
+                    position,
                 )
+                if status != "UPDATE 1":
+                    raise PositionMoved(projector.name)
                 return last.position
         except BaseException:
             projector.reset()
@@ -179,10 +236,24 @@ class ProjectionRunner:
 
     async def run(self, source: Source) -> None:
         """Apply every batch the source yields, until it ends or the task is cancelled."""
-        start = min((await self.positions()).values(), default=0)
-        async for batch in source.batches(start):
-            await self.apply(batch)
-            await source.applied(batch)
+        with fewer_collections():
+            start = min((await self.positions()).values(), default=0)
+            async for batch in source.batches(start):
+                await self.apply(batch)
+                await source.applied(batch)
+
+
+def _idle(projector: Projector, position: int, batch: Sequence[Envelope]) -> bool:
+    """The batch is exactly the next run of positions and holds nothing `projector` acts on
+    (every projector records listings)."""
+    handles = projector.handles
+    return (
+        handles is not None
+        and bool(batch)
+        and batch[0].position == position + 1
+        and batch[-1].position - batch[0].position == len(batch) - 1
+        and not any(type(e.event) in handles or type(e.event) is InstrumentListed for e in batch)
+    )
 
 
 def in_order(batch: Sequence[Envelope]) -> Sequence[Envelope]:
@@ -205,6 +276,23 @@ async def reset_read_models(storage: Storage, projectors: Sequence[Projector]) -
         projector.reset()
 
 
+@contextmanager
+def fewer_collections(threshold: int = 100_000) -> Iterator[None]:
+    """Run the cyclic garbage collector less often while projecting.
+
+    A batch keeps thousands of envelopes alive, so with the default threshold (700
+    allocations) the collector runs every few events and keeps walking every live object in
+    the older generations: measured at 15-20 % of the runner's CPU (docs/benchmarks.md, read
+    side). Projection state has few reference cycles; they are still collected, just
+    later. The process-wide thresholds are restored on exit."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], threshold), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 async def rebuild_all(
     storage: Storage,
     projectors: Sequence[Projector],
@@ -212,27 +300,53 @@ async def rebuild_all(
     *,
     batch_size: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    ahead: int = 2,
 ) -> int:
     """Empty the projectors' tables, reset their positions, and replay the whole log into
-    them: each batch is read (and decoded) once for all, the next read overlapping the
-    writes of the current one. Returns the last position applied."""
+    them. Each batch is read (and decoded) once for all; each projector then goes through
+    the batches at its own pace (its own transaction per batch, as `ProjectionRunner`),
+    at most `ahead` batches behind the reader, so one projector's database writes overlap
+    the others' Python work instead of every batch waiting for the slowest. `progress` is
+    told how many more events the slowest projector has applied. Returns the last position.
+    """
     await reset_read_models(storage, projectors)
     runner = ProjectionRunner(storage, projectors)
-    position = 0
-    batch = await reader.read_envelopes(0, batch_size)
-    while batch:
-        position = batch[-1].position
-        ahead = asyncio.ensure_future(reader.read_envelopes(position, batch_size))
+    queues = [asyncio.Queue[Sequence[Envelope] | None](maxsize=ahead) for _ in projectors]
+    applied = [0] * len(projectors)
+    reported = 0
+    last = 0
+
+    async def read() -> None:
+        nonlocal last
+        while batch := await reader.read_envelopes(last, batch_size):
+            last = batch[-1].position
+            for queue in queues:
+                await queue.put(batch)
+        for queue in queues:
+            await queue.put(None)
+
+    async def apply(i: int) -> None:
+        nonlocal reported
+        projector, queue = runner.projectors[i], queues[i]
+        while (batch := await queue.get()) is not None:
+            await runner.apply_to(projector, batch)
+            applied[i] += len(batch)
+            slowest = min(applied)
+            if progress is not None and slowest > reported:
+                progress(slowest - reported)
+                reported = slowest
+
+    with fewer_collections():
+        tasks = [asyncio.ensure_future(read())]
+        tasks += [asyncio.ensure_future(apply(i)) for i in range(len(projectors))]
         try:
-            await runner.apply(batch)
+            await asyncio.gather(*tasks)
         except BaseException:
-            ahead.cancel()
-            await asyncio.gather(ahead, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        if progress is not None:
-            progress(len(batch))
-        batch = await ahead
-    return position
+    return last
 
 
 async def rebuild(

@@ -15,6 +15,7 @@ from projections.base import (
     NUMERIC,
     TEXT,
     TIME,
+    VALUE,
     Envelope,
     Projector,
     Tx,
@@ -35,6 +36,7 @@ INSERT = insert_sql("trades", COLUMNS)
 class TradesProjector(Projector):
     name = "trades"
     tables = ("trades",)
+    handles = frozenset({TradeExecuted})
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,14 +47,15 @@ class TradesProjector(Projector):
         if type(event) is not TradeExecuted:
             return
         u = self.unit(event.symbol)
+        quote_atom = u.quote_atom
         self._rows.append(
             (
                 event.symbol, event.trade_id, event.timestamp_ns, event.timestamp_ns,
-                u.price(event.price_ticks), u.qty(event.qty_lots),
-                u.quote_amount(event.notional_atoms), event.taker_side.value,
+                u.tick_size * event.price_ticks, u.lot_size * event.qty_lots,
+                quote_atom * event.notional_atoms, VALUE[event.taker_side],
                 event.maker_order_id, event.taker_order_id, event.maker_account_id,
-                event.taker_account_id, u.quote_amount(event.maker_fee_atoms),
-                u.quote_amount(event.taker_fee_atoms), envelope.position,
+                event.taker_account_id, quote_atom * event.maker_fee_atoms,
+                quote_atom * event.taker_fee_atoms, envelope.position,
             )
         )  # fmt: skip
 

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import uvicorn
 from argon2 import PasswordHasher
@@ -118,20 +119,30 @@ async def seed_demo_users(
     return added
 
 
+def redis_prefix_for(dsn: str) -> str:
+    """Redis keys and live channels per event log, as Kafka topics are (``log_topic``): two
+    Tradecores on one Redis with different databases never see each other's market data,
+    revocations or rate limits. The default database keeps the plain ``tradecore:``."""
+    database = urlsplit(dsn).path.lstrip("/") or "tradecore"
+    return "tradecore:" if database == "tradecore" else f"tradecore:{database}:"
+
+
 def build_gateway(
     settings: Settings,
     report: Report = lambda _: None,
     *,
     dsn: str | None = None,
-    redis_prefix: str = "tradecore:",
+    redis_prefix: str | None = None,
     config: GatewayConfig | None = None,
     hasher: PasswordHasher | None = None,
 ) -> FastAPI:
     """The gateway with the live core beside it and, with ``settings.demo_market``, the demo.
 
-    ``dsn`` (default: the settings' database), ``redis_prefix``, ``config`` and ``hasher``
-    let tests run a whole gateway on their own database and Redis keys."""
+    ``dsn`` (default: the settings' database), ``redis_prefix`` (default: one per event log,
+    ``redis_prefix_for``), ``config`` and ``hasher`` let tests run a whole gateway on their
+    own database and Redis keys."""
     dsn = dsn or settings.dsn
+    redis_prefix = redis_prefix or redis_prefix_for(dsn)
     live_redis = Redis.from_url(settings.redis_dsn)  # live fan-out (docs/websocket.md)
     publisher = LivePublisher(live_redis, redis_prefix)
     core = CoreService(dsn, snapshot_every=settings.snapshot_every, on_commit=publisher.on_commit)

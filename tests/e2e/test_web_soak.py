@@ -56,6 +56,7 @@ def busy_tradecore(database: str) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.timeout(SECONDS + 360)  # the suite's 300 s limit is shorter than the soak
 def test_the_screen_stays_responsive_and_bounded_under_the_demo_load(
     built_web: None, busy_tradecore: str
 ) -> None:

@@ -72,9 +72,12 @@ async def core(migrated_database: str) -> AsyncIterator[Core]:
     await store.close()
 
 
-async def submit_all(core: Core, orders: int, seed: int = 3) -> int:
+async def submit_all(core: Core, orders: int, seed: int = 3, pause: float = 0.0) -> int:
+    """Submit the market's commands one after the other (``pause`` s apart); the head."""
     for command in market_commands(orders, seed):
         await core.submit(command)
+        if pause:
+            await asyncio.sleep(pause)
     return core.position
 
 
@@ -154,7 +157,9 @@ async def test_a_relay_killed_with_sigkill_mid_stream_loses_no_event_after_resta
     await ensure_topic(settings.kafka_servers, topic)
     first = relay_process(migrated_database, settings.kafka_servers, topic)
     try:
-        writing = asyncio.create_task(submit_all(core, 600, seed=11))
+        # paced, so that the log is still growing when the relay (a process that takes a
+        # moment to start) has published part of it
+        writing = asyncio.create_task(submit_all(core, 600, seed=11, pause=0.02))
         conn = await asyncpg.connect(migrated_database)
         try:
             async with asyncio.timeout(60):  # kill it once it has published part of the stream

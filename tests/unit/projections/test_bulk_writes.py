@@ -13,8 +13,12 @@ from projections.base import (
     NUMERIC,
     TEXT,
     TIME,
+    delete_write,
     insert_rows,
     insert_sql,
+    insert_template,
+    rows_write,
+    write_all,
 )
 
 COLUMNS = (("id", TEXT), ("n", BIGINT), ("ok", BOOLEAN), ("amount", NUMERIC), ("at", TIME))
@@ -69,3 +73,29 @@ async def test_a_text_value_holding_a_separator_is_refused_rather_than_shifting_
 ) -> None:
     with pytest.raises(ValueError, match="control character"):
         await insert_rows(RecordingTx(), "SQL", (("id", TEXT),), [(bad,), ("ok",)])  # type: ignore[arg-type]
+
+
+async def test_independent_writes_go_in_one_statement_with_their_parameters_renumbered() -> None:
+    tx = RecordingTx()
+    first = insert_template("a", (("id", TEXT), ("n", BIGINT)), "ON CONFLICT DO NOTHING")
+    second = insert_template("b", (("amount", NUMERIC),))
+    await write_all(
+        tx,
+        [
+            delete_write("c", "id", ["x", "y"]),
+            rows_write(first, (("id", TEXT), ("n", BIGINT)), [("p", 1), ("q", 2)]),
+            rows_write(second, (("amount", NUMERIC),), []),  # nothing to write: left out
+            rows_write(second, (("amount", NUMERIC),), [(Decimal("1.50"),)]),
+        ],
+    )
+    [(query, args)] = tx.calls
+    assert query.startswith("WITH w0 AS (DELETE FROM c WHERE id = ANY($1::text[])), w1 AS (")
+    assert "INSERT INTO a (id, n)" in query and "$2" in query and "$3" in query
+    assert ") INSERT INTO b (amount)" in query and "$4" in query and "$5" not in query
+    assert args == (["x", "y"], "p\x1fq", "1\x1f2", "1.50")
+
+
+async def test_no_statement_is_sent_when_no_write_has_rows() -> None:
+    tx = RecordingTx()
+    await write_all(tx, [delete_write("c", "id", []), None])
+    assert tx.calls == []

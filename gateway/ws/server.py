@@ -235,6 +235,7 @@ class Connection:
         self.last_received = time.monotonic()
         self.closing: tuple[int, str] | None = None
         self.closed = asyncio.Event()
+        self.admitted = asyncio.Event()  # a ?token= is checked: messages may be read
         self.inflight = asyncio.Semaphore(self.config.max_inflight)
         self.tasks: set[asyncio.Task[Any]] = set()
         cfg = self.services.config
@@ -254,10 +255,13 @@ class Connection:
         beat = asyncio.create_task(self._beat())
         reader = asyncio.create_task(self._read())
         try:
+            # A ?token= is checked before the first message is handled: a client may subscribe
+            # to its private channels in the same breath as it connects.
             token = self.ws.query_params.get("token")
             if token is not None and not await self._authenticate(token, None):
                 await self.close(CLOSE_AUTH, "invalid_token")
             else:
+                self.admitted.set()
                 self._control(
                     {
                         "type": "welcome",
@@ -477,6 +481,7 @@ class Connection:
 
     async def _read(self) -> None:
         limit = self.config.max_message_bytes
+        await self.admitted.wait()
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":

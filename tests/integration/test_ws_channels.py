@@ -177,3 +177,23 @@ async def test_a_silent_client_is_closed_after_the_heartbeat_timeout_and_heartbe
         assert quiet.close_code == 4009
         assert quiet.close_reason.startswith("heartbeat_timeout")
         assert quiet.of_type("heartbeat")
+
+
+async def test_a_private_channel_asked_for_in_the_same_breath_as_the_connect_is_granted(
+    gw: LiveGateway,
+) -> None:
+    # The browser subscribes as soon as the socket opens; the ?token= check must come first
+    # (it once raced the reader: "authenticate first", and the alerts notices never came).
+    import asyncio
+
+    import websockets
+
+    for _ in range(5):
+        async with websockets.connect(f"{gw.ws_url}?token={gw.tokens['alice']}") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "channel": "orders.alice-1", "id": "s"}))
+            answers: list[dict[str, Any]] = []
+            async with asyncio.timeout(10):
+                while not any(a.get("id") == "s" for a in answers):
+                    answers.append(json.loads(await ws.recv()))
+            answer = next(a for a in answers if a.get("id") == "s")
+            assert answer["type"] == "subscribed", answer

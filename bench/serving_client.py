@@ -424,6 +424,15 @@ async def _fanout(
     # time is counted as not ready (and the phase as not met) instead of waiting forever.
     ready_deadline = time.perf_counter() + max(60.0, subscribers / 50)
 
+    async def keepalive() -> None:  # the server cuts clients silent for 45 s
+        while True:
+            await asyncio.sleep(15)
+            for each in subs:  # from the first connection on: connecting may take a while
+                if each.close is None:
+                    each.ping()
+
+    sub_pinger = asyncio.create_task(keepalive())
+
     async def subscriber() -> None:
         async with gate:
             remaining = ready_deadline - time.perf_counter()
@@ -451,13 +460,6 @@ async def _fanout(
     connect_s = time.perf_counter() - connect_started
     live = [s for s in subs if s.ready and s.close is None]
 
-    async def keepalive() -> None:  # the server cuts clients silent for 45 s
-        while True:
-            await asyncio.sleep(20)
-            for s in live:
-                s.ping()
-
-    sub_pinger = asyncio.create_task(keepalive())
     trade_ids, arrivals = sink.trade_ids, sink.arrivals
 
     # The taker: one authenticated socket, orders sent open loop on a fixed schedule.

@@ -48,6 +48,16 @@ def _probe_broker(servers: str) -> None:
     asyncio.run(ask())
 
 
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with "-" (the
+    storage tool would read it as an option: 1 start in 64 failed). Kafka's own
+    ``Uuid.randomUuid`` skips such ids the same way."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
 class Kafka(Service):
     name = "kafka"
 
@@ -168,7 +178,7 @@ class Kafka(Service):
         (self.log_dir / "kafka-server").mkdir(exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             self.report("formatting Kafka's KRaft storage")
             run(
                 self._java(

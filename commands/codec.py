@@ -25,7 +25,7 @@ from domain.commands import (
     TriggerAlert,
     WithdrawFunds,
 )
-from domain.values import MAX_DIGITS, MAX_EXPONENT
+from domain.values import MAX_DIGITS, MAX_EXPONENT, decimal_out_of_range
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     "list_instrument": ListInstrument,
@@ -77,8 +77,7 @@ def _decode(hint: Any, raw: Any, name: str) -> Any:
             raise CommandDecodeError("not_a_decimal", f"{raw!r} is not a decimal", name) from None
         if not value.is_finite():
             raise CommandDecodeError("not_a_decimal", f"{raw!r} is not a finite decimal", name)
-        _, digits, exponent = value.as_tuple()
-        if len(digits) > MAX_DIGITS or abs(int(exponent)) > MAX_EXPONENT:
+        if decimal_out_of_range(value) is not None:
             raise CommandDecodeError(
                 "out_of_range",
                 f"at most {MAX_DIGITS} significant digits and an exponent within ±{MAX_EXPONENT}",

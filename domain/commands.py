@@ -15,8 +15,6 @@ from decimal import Decimal
 
 from domain.events import AlertCondition, AlertId
 from domain.values import (
-    MAX_DIGITS,
-    MAX_EXPONENT,
     AccountId,
     Asset,
     ClientOrderId,
@@ -26,6 +24,7 @@ from domain.values import (
     Side,
     Symbol,
     TimeInForce,
+    decimal_out_of_range,
 )
 
 
@@ -34,13 +33,9 @@ def _check_decimal(value: object, name: str, optional: bool) -> None:
         return
     if not isinstance(value, Decimal):
         raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
-    if value.is_finite():  # non-finite values are decided (and rejected) by the exchange
-        _, digits, exponent = value.as_tuple()
-        if len(digits) > MAX_DIGITS:
-            raise ValueError(f"{name} has more than {MAX_DIGITS} significant digits")
-        assert isinstance(exponent, int)
-        if abs(exponent) > MAX_EXPONENT:
-            raise ValueError(f"{name} has an exponent beyond ±{MAX_EXPONENT}")
+    problem = decimal_out_of_range(value)
+    if problem is not None:
+        raise ValueError(f"{name} has {problem}")
 
 
 def _check_int(value: object, name: str) -> None:

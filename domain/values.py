@@ -124,6 +124,20 @@ MAX_DIGITS = 38
 MAX_EXPONENT = 60
 """Largest decimal exponent, either sign, of a price, quantity or amount in a command."""
 
+
+def decimal_out_of_range(value: Decimal) -> str | None:
+    """Why a finite price, quantity or amount is beyond what commands carry (``MAX_DIGITS``,
+    ``MAX_EXPONENT``), or None; non-finite values are for the exchange to decide."""
+    if not value.is_finite():
+        return None
+    _, digits, exponent = value.as_tuple()
+    if len(digits) > MAX_DIGITS:
+        return f"more than {MAX_DIGITS} significant digits"
+    if abs(int(exponent)) > MAX_EXPONENT:
+        return f"an exponent beyond ±{MAX_EXPONENT}"
+    return None
+
+
 MAX_UNITS = 10**36
 """Listings and balances stay below this many units (ticks, lots, atoms): the kernel's range."""
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from domain.values import MAX_DIGITS
+from domain.values import MAX_DIGITS, decimal_out_of_range
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
@@ -50,7 +50,7 @@ def _decimal(raw: Any) -> Decimal:
     if not _DECIMAL_RE.match(raw):
         raise PydanticCustomError("not_a_decimal", "{raw!r} is not a decimal", {"raw": raw})
     value = Decimal(raw)
-    if len(value.as_tuple().digits) > MAX_DIGITS:
+    if decimal_out_of_range(value) is not None:  # (the pattern already refuses exponents)
         raise PydanticCustomError(
             "too_many_digits", "more than {limit} significant digits", {"limit": MAX_DIGITS}
         )

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import uvicorn
 from argon2 import PasswordHasher
@@ -36,7 +35,7 @@ from infra.users import PostgresUserDirectory
 from read_api.router import ReadApiSetup
 from tradecore import __version__
 from tradecore.market import AlertService, CoreService, DemoMarket, MarketOptions
-from tradecore.readside import ReadSide
+from tradecore.readside import ReadSide, log_database
 
 Report = Callable[[str], None]
 
@@ -123,8 +122,8 @@ def redis_prefix_for(dsn: str) -> str:
     """Redis keys and live channels per event log, as Kafka topics are (``log_topic``): two
     Tradecores on one Redis with different databases never see each other's market data,
     revocations or rate limits. The default database keeps the plain ``tradecore:``."""
-    database = urlsplit(dsn).path.lstrip("/") or "tradecore"
-    return "tradecore:" if database == "tradecore" else f"tradecore:{database}:"
+    database = log_database(dsn)
+    return "tradecore:" if database is None else f"tradecore:{database}:"
 
 
 def build_gateway(

@@ -27,10 +27,17 @@ Report = Callable[[str], None]
 TOPIC = "tradecore.events"
 
 
+def log_database(dsn: str) -> str | None:
+    """The event log's database when it is not the default ``tradecore``, else None: what
+    keeps two logs apart on one broker (``log_topic``) and one Redis (``redis_prefix_for``)."""
+    database = urlsplit(dsn).path.lstrip("/") or "tradecore"
+    return None if database == "tradecore" else database
+
+
 def log_topic(dsn: str) -> str:
     """One topic per event log: the database name keeps two logs on one broker apart."""
-    database = urlsplit(dsn).path.lstrip("/") or "tradecore"
-    return TOPIC if database == "tradecore" else f"{TOPIC}.{database}"
+    database = log_database(dsn)
+    return TOPIC if database is None else f"{TOPIC}.{database}"
 
 
 class ReadSide:

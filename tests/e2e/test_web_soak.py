@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import test_web_trading as web_trading
 from tests.e2e.test_web_trading import (
     ARTIFACTS,
     CHROMIUM,
@@ -28,14 +29,7 @@ from tests.e2e.test_web_trading import (
 
 __all__ = ["built_web", "database"]  # fixtures, used by name
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (/usr/bin/chromium): "
-        "apt-get install -y chromium",
-    ),
-]
+pytestmark = web_trading.pytestmark  # e2e, and skipped only where chromium is absent
 
 SECONDS = int(os.environ.get("TRADECORE_SOAK_SECONDS", "300"))
 SAMPLE_SECONDS = max(5, min(10, SECONDS // 12))
@@ -102,9 +96,7 @@ def test_the_screen_stays_responsive_and_bounded_under_the_demo_load(
     # No unbounded growth. The page's elements are capped by design (ladder, tape, lists):
     # the second half may not hold more than the first. CDP's node count also sees nodes
     # React has just dropped, so it, the heap after a GC and the listeners compare medians.
-    assert max(s["domElements"] for s in late) <= max(s["domElements"] for s in early) + 50, (
-        samples
-    )
+    assert max(s["domElements"] for s in late) <= max(s["domElements"] for s in early) + 50, samples
     assert median("nodes", late) <= median("nodes", early) * 1.2 + 100, samples
     assert median("heapMB", late) <= median("heapMB", early) * 1.25 + 2, samples
     assert median("listeners", late) <= median("listeners", early) + 20, samples

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
 
+from infra.eventstore import PostgresEventStore
 from infra.migrations import upgrade
 from infra.settings import Settings
 from infra.stack import Stack
@@ -46,3 +47,12 @@ def database(settings: Settings, stack: Stack) -> Iterator[str]:
 def migrated_database(database: str) -> str:
     upgrade(database, "head", report=lambda _: None)
     return database
+
+
+@pytest.fixture
+async def store(migrated_database: str) -> AsyncIterator[PostgresEventStore]:
+    """The event store on the test's migrated database, open for the test."""
+    es = PostgresEventStore(migrated_database)
+    await es.open()
+    yield es
+    await es.close()

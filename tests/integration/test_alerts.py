@@ -57,14 +57,6 @@ def trades(*prices: str) -> list[Command]:
 
 
 @pytest.fixture
-async def store(migrated_database: str) -> AsyncIterator[PostgresEventStore]:
-    es = PostgresEventStore(migrated_database)
-    await es.open()
-    yield es
-    await es.close()
-
-
-@pytest.fixture
 async def pool(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
     made = await asyncpg.create_pool(migrated_database, min_size=1, max_size=2)
     yield made

@@ -27,14 +27,6 @@ def setup_commands() -> list[Command]:
 
 
 @pytest.fixture
-async def store(migrated_database: str) -> AsyncIterator[PostgresEventStore]:
-    es = PostgresEventStore(migrated_database)
-    await es.open()
-    yield es
-    await es.close()
-
-
-@pytest.fixture
 async def core(store: PostgresEventStore) -> AsyncIterator[Core]:
     running = Core(store, snapshot_every=10)
     await running.start("test-core")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -85,14 +85,6 @@ def test_payloads_escape_like_json_dumps_and_refuse_floats() -> None:
     )
     with pytest.raises(TypeError):
         encode_payload(broken)
-
-
-@pytest.fixture
-async def store(migrated_database: str) -> AsyncIterator[PostgresEventStore]:
-    es = PostgresEventStore(migrated_database)
-    await es.open()
-    yield es
-    await es.close()
 
 
 class SlowThenFailing(PostgresEventStore):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
 import asyncpg
@@ -30,14 +29,6 @@ def new_event(version: int, stream: uuid.UUID = STREAM, **payload: object) -> Ne
         command_id=f"cmd-{version}",
         correlation_id="corr-1",
     )
-
-
-@pytest.fixture
-async def store(migrated_database: str) -> AsyncIterator[PostgresEventStore]:
-    es = PostgresEventStore(migrated_database)
-    await es.open()
-    yield es
-    await es.close()
 
 
 async def filled(store: PostgresEventStore, n: int) -> None:

@@ -37,8 +37,17 @@ def start_runner(market: Market, topic: str, group: str, log: Path) -> subproces
     with log.open("ab") as out:
         return subprocess.Popen(
             # small transactions, so that the kill lands between and inside many of them
-            [TRADECORE, "projections", "run", "--topic", topic, "--group", group,
-             "--max-records", "20"],
+            [
+                TRADECORE,
+                "projections",
+                "run",
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--max-records",
+                "20",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

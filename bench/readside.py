@@ -269,6 +269,7 @@ async def bench_lag(args: argparse.Namespace, dsn: str, settings: Settings) -> l
             await asyncio.sleep(0.1)
         loop = asyncio.get_running_loop()
         started = last_report = loop.time()
+        cpu_started, events_started = time.process_time(), runner.metrics.events
         go.set()
         warm = False
         while done.value == 0:
@@ -307,9 +308,12 @@ async def bench_lag(args: argparse.Namespace, dsn: str, settings: Settings) -> l
             f"p99 {percentile(lags, 0.99):.1f} ms, max {max(lags):.1f} ms, "
             f"mean {statistics.fmean(lags):.1f} ms"
         )
+        cpu = time.process_time() - cpu_started
+        applied = max(1, runner.metrics.events - events_started)
         lines.append(
             f"runner: {runner.metrics.batches:,} batches "
-            f"({runner.metrics.events / max(1, runner.metrics.batches):,.0f} events each); "
+            f"({runner.metrics.events / max(1, runner.metrics.batches):,.0f} events each), "
+            f"process CPU {cpu / applied * 1e6:.1f} µs/event; "
             f"load average {os.getloadavg()[0]:.1f}"
         )
         for line in lines:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 
 from domain.events import from_dict
+from infra.sql_text import inline, literal
 from projections.base import Envelope, Tx
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,12 @@ class PostgresReadModels:
             self.dsn,
             min_size=1,
             max_size=self.pool_size,
-            server_settings={"synchronous_commit": "off"},
+            # `DeferredWrites` writes parameters as literals: only `'` may be special in them.
+            server_settings={"synchronous_commit": "off", "standard_conforming_strings": "on"},
+            # Nothing here changes session state (no SET, LISTEN, advisory lock or cursor),
+            # so a released connection needs no reset round trip; asyncpg still rolls back a
+            # transaction left open.
+            reset=_no_session_state,
         )
 
     async def close(self) -> None:
@@ -68,6 +74,76 @@ class PostgresReadModels:
     async def execute(self, query: str, *args: Any) -> str:
         """One statement in its own transaction (autocommit)."""
         return str(await self.pool.execute(query, *args))
+
+    @asynccontextmanager
+    async def deferred(self) -> AsyncIterator[DeferredWrites]:
+        async with self.pool.acquire() as conn:
+            yield DeferredWrites(conn)
+
+
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    return None
+
+
+# SQLSTATE raised by tradecore_advance_projection (migration 0008) when the position moved.
+POSITION_MOVED = "TCP01"
+
+
+class DeferredWrites:
+    """A projector's batch as one round trip: reads run at once (autocommit), writes are
+    held and sent with the position update as one simple-query script, which PostgreSQL runs
+    as one implicit transaction. Rows and position still commit together or not at all.
+
+    Reads see committed rows only, so a read after a held write is refused (it would not see
+    the write); batches that need that use `PostgresReadModels.transaction`. The position
+    update fails the whole script when the position is no longer the one the batch was
+    built on (another process moved it), which `commit` reports as False."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._writes: list[str] = []
+
+    async def execute(self, query: str, *args: Any) -> str:
+        self._writes.append(inline(query, args))
+        return "DEFERRED"
+
+    async def executemany(self, command: str, args: Iterable[Sequence[Any]]) -> None:
+        self._writes.extend(inline(command, a) for a in args)
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self._no_writes_yet(query)
+        return list(await self._conn.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        self._no_writes_yet(query)
+        return await self._conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        self._no_writes_yet(query)
+        return await self._conn.fetchval(query, *args)
+
+    def _no_writes_yet(self, query: str) -> None:
+        if self._writes:
+            raise RuntimeError(
+                "a read after a held write would not see it; use a transaction: "
+                + " ".join(query.split())[:80]
+            )
+
+    async def commit(self, name: str, after: int, to: int, event_at: datetime) -> bool:
+        """Run the held writes and move `name` from position `after` to `to`, atomically;
+        False (and nothing written) if `name` is not at `after`."""
+        advance = (
+            f"SELECT tradecore_advance_projection({literal(name)}, {literal(after)}, "
+            f"{literal(to)}, {literal(event_at)})"
+        )
+        script, self._writes = ";\n".join([*self._writes, advance]), []
+        try:
+            await self._conn.execute(script)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == POSITION_MOVED:
+                return False
+            raise
+        return True
 
 
 READ_ENVELOPES = (

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.events import OrderAmended, OrderCanceled, OrderRested, TradeExecuted
+from domain.events import (
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderRested,
+    TradeExecuted,
+)
 from projections.base import (
     BIGINT,
     CACHE_LIMIT,
@@ -56,7 +62,8 @@ class OrderBookProjector(Projector):
 
     name = "order_book"
     tables = ("order_book", "book_orders")
-    handles = frozenset({OrderRested, TradeExecuted, OrderCanceled, OrderAmended})
+    # OrderAccepted only tells `prepare` that an order is new (it has no stored row).
+    handles = frozenset({OrderAccepted, OrderRested, TradeExecuted, OrderCanceled, OrderAmended})
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,12 +74,26 @@ class OrderBookProjector(Projector):
 
     async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
         wanted: set[str] = set()
+        # Accepted, or rested, in this batch before anything referred to them: no stored row
+        # the batch needs (an order has a book row only once it rested).
+        new: set[str] = set()
         for envelope in envelopes:
             event = envelope.event
-            if type(event) is TradeExecuted:
-                wanted.add(event.maker_order_id)
-            elif type(event) is OrderCanceled or type(event) is OrderAmended:
-                wanted.add(event.order_id)
+            if type(event) is OrderAccepted:
+                new.add(event.order_id)
+            elif type(event) is OrderRested:
+                if event.order_id not in wanted:
+                    new.add(event.order_id)
+            else:
+                order_id: str
+                if type(event) is TradeExecuted:
+                    order_id = event.maker_order_id
+                elif type(event) is OrderCanceled or type(event) is OrderAmended:
+                    order_id = event.order_id
+                else:
+                    continue
+                if order_id not in new:
+                    wanted.add(order_id)
         wanted.difference_update(self._orders)
         if not wanted:
             return

@@ -97,14 +97,18 @@ class OrdersProjector(Projector):
 
     async def prepare(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
         wanted: set[str] = set()
+        born: set[str] = set()  # accepted in this batch: no stored row to read
         for envelope in envelopes:
             event = envelope.event
-            if type(event) is TradeExecuted:
+            if type(event) is OrderAccepted:
+                born.add(event.order_id)
+            elif type(event) is TradeExecuted:
                 wanted.add(event.maker_order_id)
                 wanted.add(event.taker_order_id)
             elif type(event) in REFERS:
                 wanted.add(event.order_id)  # type: ignore[attr-defined]
         wanted.difference_update(self._orders)
+        wanted.difference_update(born)  # an order is accepted before anything refers to it
         if not wanted:
             return
         for order_id in wanted:

@@ -157,10 +157,13 @@ class PortfoliosProjector(Projector):
             self._decimals.setdefault(u.base, u.base_decimals)
             self._decimals.setdefault(u.quote, u.quote_decimals)
         orders: set[str] = set()
+        born: set[str] = set()  # accepted in this batch: no stored row to read
         positions: set[tuple[str, str]] = set()
         for envelope in envelopes:
             event = envelope.event
-            if type(event) is TradeExecuted:
+            if type(event) is OrderAccepted:
+                born.add(event.order_id)
+            elif type(event) is TradeExecuted:
                 orders.add(event.maker_order_id)
                 orders.add(event.taker_order_id)
                 positions.add((event.maker_account_id, event.symbol))
@@ -172,6 +175,7 @@ class PortfoliosProjector(Projector):
             ) and event.asset not in self._decimals:
                 self._decimals[event.asset] = await asset_decimals(tx, event.asset)
         orders.difference_update(self._orders)
+        orders.difference_update(born)  # an order is accepted before anything refers to it
         if orders:
             for row in await tx.fetch(
                 "SELECT order_id, account_id, symbol, side, price_ticks, budget, reserved_asset, "

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import pairwise
 from typing import Any, Protocol
 
@@ -30,10 +31,22 @@ class ProjectionGap(RuntimeError):
     """Events are missing between a projector's position and the next batch: it stops."""
 
 
+class DeferredTx(Tx, Protocol):
+    """A transaction sent as one script at the end: reads run at once, writes are held until
+    `commit`, which also moves the projector's position (see `infra.readmodels`)."""
+
+    async def commit(self, name: str, after: int, to: int, event_at: datetime) -> bool:
+        """Run the held writes and move `name` from `after` to `to`, atomically; False (and
+        nothing written) when the stored position is not `after`."""
+        ...
+
+
 class Storage(Protocol):
     """Where read models live: hands out transactions."""
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def deferred(self) -> AbstractAsyncContextManager[DeferredTx]: ...
 
     async def execute(self, query: str, *args: Any) -> str:
         """One statement in its own transaction (autocommit)."""
@@ -167,6 +180,14 @@ class ProjectionRunner:
     async def _apply_to(
         self, projector: Projector, batch: Sequence[Envelope], known: int | None
     ) -> int:
+        if known is not None:
+            batch = await self._fresh(projector, known, batch)
+            if not batch:
+                return known
+            if not any(type(e.event) is InstrumentListed for e in batch):
+                return await self._apply_deferred(projector, batch, known)
+        # The first batch (the stored position is read and locked), and listings (which are
+        # written, then read back as units), take an ordinary transaction.
         try:
             async with self.storage.transaction() as tx:
                 if known is None:
@@ -188,6 +209,26 @@ class ProjectionRunner:
                     position,
                 )
                 if status != "UPDATE 1":
+                    raise PositionMoved(projector.name)
+                return last.position
+        except BaseException:
+            projector.reset()
+            raise
+
+    async def _apply_deferred(
+        self, projector: Projector, fresh: Sequence[Envelope], position: int
+    ) -> int:
+        """The usual batch (`fresh`: the events after `position`, gap-free), in one round
+        trip for its writes and position, plus the reads its projector needs: the writes are
+        held and sent with the position update as one script, which fails as a whole if the
+        position moved."""
+        try:
+            async with self.storage.deferred() as tx:
+                await projector.apply_batch(tx, fresh)
+                await projector.flush(tx)
+                last = fresh[-1]
+                at = ns_to_datetime(last.event.timestamp_ns)
+                if not await tx.commit(projector.name, position, last.position, at):
                     raise PositionMoved(projector.name)
                 return last.position
         except BaseException:

@@ -48,7 +48,6 @@ def _probe_broker(servers: str) -> None:
     asyncio.run(ask())
 
 
-
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID in URL-safe base64, never starting with "-" (the
     storage tool would read it as an option: 1 start in 64 failed). Kafka's own
@@ -57,6 +56,7 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
 
 class Kafka(Service):
     name = "kafka"

@@ -37,6 +37,7 @@ class Storage:
         self.rows: list[int] = []
         self.transactions = 0
         self.autocommits = 0
+        self.scripts = 0  # deferred batches: writes and position in one script
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -52,6 +53,11 @@ class Storage:
         status = await tx.execute(query, *args)
         self.positions.update(tx.positions)
         return status
+
+    @asynccontextmanager
+    async def deferred(self) -> AsyncIterator[Deferred]:
+        self.scripts += 1
+        yield Deferred(self)
 
 
 class Tx:
@@ -82,6 +88,17 @@ class Tx:
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         return self.storage.positions.setdefault(args[0], 0)  # the locked position read
+
+
+class Deferred(Tx):
+    """Writes held until `commit`, which lands them only if the position is `after`."""
+
+    async def commit(self, name: str, after: int, to: int, event_at: Any) -> bool:
+        if self.storage.positions.get(name, 0) != after:
+            return False
+        self.storage.positions[name] = to
+        self.storage.rows += self.rows
+        return True
 
 
 class Deposits(Projector):
@@ -117,6 +134,17 @@ async def test_a_batch_is_applied_again_from_the_stored_position_when_it_moved()
     await apply(runner, [deposit(4), deposit(5), deposit(6), deposit(7)])
     assert storage.positions["deposits"] == 7
     assert storage.rows == [1, 2, 3, 4, 5, 6, 7]  # 4..6 once, not twice
+
+
+async def test_after_the_first_batch_a_batch_is_one_script_not_a_transaction() -> None:
+    storage = Storage()
+    runner = ProjectionRunner(storage, [Deposits()])  # type: ignore[arg-type]
+    await apply(runner, [deposit(1)])  # the first reads (and locks) the stored position
+    assert (storage.transactions, storage.scripts) == (1, 0)
+    await apply(runner, [deposit(2), deposit(3)])
+    await apply(runner, [deposit(4)])
+    assert (storage.transactions, storage.scripts) == (1, 2)
+    assert storage.rows == [1, 2, 3, 4] and storage.positions["deposits"] == 4
 
 
 async def test_a_batch_with_nothing_for_a_projector_only_moves_its_position_in_one_statement() -> (

@@ -70,7 +70,7 @@ READ = (
             "notification_id::text", "event_id::text", "event_type", "schema_version::text",
             "originator_id::text", "originator_version::text", "occurred_at_ns::text",
             "command_id", "correlation_id", "encode(hash, 'hex')",
-            "((extract(epoch FROM recorded_at) * 1000000)::bigint)::text",
+            "((date_part('epoch', recorded_at) * 1000000)::bigint)::text",  # see readmodels
         )
     )
     + " FROM events WHERE notification_id > $1 ORDER BY notification_id LIMIT $2"

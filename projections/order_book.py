@@ -170,14 +170,16 @@ class OrderBookProjector(Projector):
                 rows_write(UPSERT_LEVELS, LEVEL_COLUMNS, levels),
             ),
         )
-        if levels:
+        # Only a level that lost orders can have none left.
+        emptied = [r for r in levels if r[5] < 0]
+        if emptied:
             await tx.execute(
                 "DELETE FROM order_book WHERE (symbol, side, price_ticks) IN "
                 "(SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) "
                 "AND order_count = 0",
-                [r[0] for r in levels],
-                [r[1] for r in levels],
-                [r[2] for r in levels],
+                [r[0] for r in emptied],
+                [r[1] for r in emptied],
+                [r[2] for r in emptied],
             )
         # Resting orders stay in memory for the next batch (see `Projector`): all stored now.
         kept = self._orders

@@ -100,14 +100,31 @@ class LiveState:
         self.last_trade: dict[str, dict[str, Any]] = {}
         self.last_price: dict[str, int] = {}
         self.candles: dict[tuple[str, str], dict[str, Any]] = {}
+        self.alerts: dict[str, dict[str, dict[str, Any]]] = {}  # account -> id -> open alert
 
     # -- seeding ----------------------------------------------------------------------------------
 
-    def seed(self, exchange: Any) -> None:
+    def seed(self, exchange: Any, alerts: Iterable[Any] = ()) -> None:
         """The state of a freshly recovered core. `exchange` is any exchange with the
         domain's API (the Python one or the native kernel's): only `instruments`, `books`
-        (`bids`/`asks` with `prices` and `levels`), `orders` and `last_price` are read."""
+        (`bids`/`asks` with `prices` and `levels`), `orders` and `last_price` are read.
+        `alerts`: the core's `domain.alerts.Alert`s (the active ones are kept)."""
         self._clear()
+        for alert in alerts:
+            if alert.status.value == "active":
+                self._arm(
+                    {
+                        "alert_id": alert.alert_id,
+                        "account_id": alert.account_id,
+                        "symbol": alert.symbol,
+                        "condition": alert.condition.value,
+                        "level_ticks": alert.level_ticks,
+                        "pct_bps": alert.pct_bps,
+                        "window_s": alert.window_s,
+                        "last_price_ticks": alert.last_price_ticks,
+                        "timestamp_ns": alert.created_at_ns,
+                    }
+                )
         for symbol in exchange.instruments:
             self._add_symbol(str(symbol))
         for symbol, book in exchange.books.items():
@@ -133,6 +150,18 @@ class LiveState:
                     }
                 )
         self.last_price = {str(s): p for s, p in exchange.last_price.items()}
+
+    def _arm(self, alert: dict[str, Any]) -> str:
+        """Keep an open alert (the fields of its AlertCreated); returns its snapshot text."""
+        self.alerts.setdefault(alert["account_id"], {})[alert["alert_id"]] = alert
+        return _dumps(alert)
+
+    def _disarm(self, account: str, alert_id: str) -> None:
+        open_alerts = self.alerts.get(account)
+        if open_alerts is not None:
+            open_alerts.pop(alert_id, None)
+            if not open_alerts:
+                del self.alerts[account]
 
     def _add_symbol(self, symbol: str) -> None:
         self.symbols.add(symbol)
@@ -179,6 +208,9 @@ class LiveState:
         for account, ids in sorted(self.by_account.items()):
             state = {oid: _dumps(self.orders[oid]) for oid in sorted(ids)}
             out.append(Message(f"orders.{account}", "reset", {}, state, True))
+        for account, open_alerts in sorted(self.alerts.items()):
+            state = {aid: _dumps(alert) for aid, alert in sorted(open_alerts.items())}
+            out.append(Message(f"alerts.{account}", "reset", {}, state, True))
         return out
 
     def ticker(self, symbol: str) -> dict[str, Any]:
@@ -295,7 +327,7 @@ class LiveState:
             if not account:  # None, or an AlertRejected of no known alert (account "")
                 continue
             if kind.startswith("Alert"):
-                out.append(Message(f"alerts.{account}", kind, d))
+                out.append(self._alert(kind, account, d))
             else:
                 self._private(out, account, kind, d, d.get("order_id"))
         for order_id in transient:
@@ -315,6 +347,22 @@ class LiveState:
             name = f"candles.{symbol}.{interval}"
             out.append(Message(name, "candle", candle, {"candle": _dumps(candle)}))
         return out
+
+    def _alert(self, kind: str, account: str, d: dict[str, Any]) -> Message:
+        """An alert event for its account's channel; the channel's snapshot lists the open
+        alerts (created, not yet triggered or canceled)."""
+        message = Message(f"alerts.{account}", kind, d)
+        alert_id = d.get("alert_id")
+        if not isinstance(alert_id, str):
+            return message
+        if kind == "AlertCreated":
+            fields = ("alert_id", "account_id", "symbol", "condition", "level_ticks",
+                      "pct_bps", "window_s", "last_price_ticks", "timestamp_ns")  # fmt: skip
+            message.state[alert_id] = self._arm({k: d.get(k) for k in fields})
+        elif kind == "AlertTriggered" or kind == "AlertCanceled":
+            self._disarm(account, alert_id)
+            message.state[alert_id] = None
+        return message
 
     def _private(
         self, out: list[Message], account: str, kind: str, d: dict[str, Any], order_id: Any
@@ -458,9 +506,10 @@ class LivePublisher:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    async def start(self, exchange: Any) -> None:
-        """Seed from the recovered core (call right after `core.start`, before commands)."""
-        self.state.seed(exchange)
+    async def start(self, exchange: Any, alerts: Iterable[Any] = ()) -> None:
+        """Seed from the recovered core (call right after `core.start`, before commands);
+        `alerts`: the core's alerts (`core.alerts.alerts.values()`)."""
+        self.state.seed(exchange, alerts)
         self._seeded = True
         try:
             stored = await self.redis.hgetall(self.key("seq"))
@@ -564,6 +613,7 @@ class LivePublisher:
         if self.state.symbols:
             pipe.sadd(self.key("symbols"), *sorted(self.state.symbols))
         stale = [k async for k in self.redis.scan_iter(match=self.key("state:orders.*"))]
+        stale += [k async for k in self.redis.scan_iter(match=self.key("state:alerts.*"))]
         if stale:
             pipe.delete(*stale)
         seqs: dict[str, int] = {}
@@ -668,7 +718,7 @@ def snapshot_data(channel: Channel, state: dict[str, str]) -> dict[str, Any]:
     if channel.kind == "orders":
         orders = [json.loads(v) for _, v in sorted(state.items())]
         return {"orders": orders}
-    return {"alerts": []}
+    return {"alerts": [json.loads(v) for _, v in sorted(state.items())]}
 
 
 UNLISTED_RETRIES, UNLISTED_RETRY_S = 20, 0.05  # how long a just-listed symbol may lag

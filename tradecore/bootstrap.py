@@ -173,7 +173,7 @@ def build_gateway(
             health.core_error = f"the core did not start: {exc}"
             report(f"warning: {health.core_error}; serving without it")
         if core.started:  # seeded from the recovered core before any command is decided
-            await publisher.start(core.core.exchange)
+            await publisher.start(core.core.exchange, core.core.alerts.alerts.values())
             alerts = AlertService(dsn, core.core, report)
             try:
                 await alerts.start()

@@ -107,6 +107,16 @@ fn signed(neg: bool, q: u128) -> i128 {
 }
 
 /// `to_units(value, unit)`: the exact number of `unit` in `value` (saturated at `±HUGE`).
+/// `(a / b, a % b)`; 128-bit division is a slow library call, so 64-bit operands (every
+/// price and size in practice) take the 64-bit instruction.
+#[inline]
+fn divmod(a: u128, b: u128) -> (u128, u128) {
+    if let (Ok(x), Ok(y)) = (u64::try_from(a), u64::try_from(b)) {
+        return ((x / y) as u128, (x % y) as u128);
+    }
+    (a / b, a % b)
+}
+
 pub fn to_units(value: &Dec, unit: &Dec) -> Result<i128, ConvErr> {
     let (neg, cv, ev) = match *value {
         Dec::Finite { neg, coef, exp } => (neg, coef, exp),
@@ -122,10 +132,11 @@ pub fn to_units(value: &Dec, unit: &Dec) -> Result<i128, ConvErr> {
     if ev >= eu {
         let k = (ev - eu) as u64;
         if let Some(num) = pow10(k).and_then(|p| cv.checked_mul(p)) {
-            if num % cu != 0 {
+            let (q, r) = divmod(num, cu);
+            if r != 0 {
                 return Err(ConvErr::NotMultiple);
             }
-            return Ok(signed(neg, num / cu));
+            return Ok(signed(neg, q));
         }
         // huge: only whether it is a multiple matters
         if cu >= (1u128 << 64) {
@@ -140,10 +151,11 @@ pub fn to_units(value: &Dec, unit: &Dec) -> Result<i128, ConvErr> {
         let k = (eu - ev) as u64;
         match pow10(k).and_then(|p| cu.checked_mul(p)) {
             Some(den) => {
-                if cv % den != 0 {
+                let (q, r) = divmod(cv, den);
+                if r != 0 {
                     return Err(ConvErr::NotMultiple);
                 }
-                Ok(signed(neg, cv / den))
+                Ok(signed(neg, q))
             }
             None => Err(ConvErr::NotMultiple), // den > 2^128 > cv > 0
         }

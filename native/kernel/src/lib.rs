@@ -28,6 +28,18 @@ use model::*;
 
 const SNAPSHOT_FORMAT: i128 = 1;
 
+/// Ask the CPU to load the cache line at `p` (a hint: never faults, no effect on results).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch(p as *const i8, _MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Positional constructor of a frozen, slotted dataclass: its type and slot offsets.
 struct Builder {
     tp: Py<PyType>,
@@ -93,6 +105,25 @@ impl Builder {
             *((obj as *mut u8).offset(*off) as *mut *mut ffi::PyObject) = *v;
         }
         Ok(obj)
+    }
+
+    /// Start loading the objects in `obj`'s slots (a hint: no effect on results), if `obj`'s
+    /// type is exactly this class: their cache misses then overlap instead of following one
+    /// another as each field is read.
+    #[inline]
+    fn prefetch_fields(&self, obj: &Bound<'_, PyAny>) {
+        unsafe {
+            if ffi::Py_TYPE(obj.as_ptr()) != self.tp.as_ptr() as *mut ffi::PyTypeObject {
+                return;
+            }
+            for off in &self.offsets {
+                let p = *((obj.as_ptr() as *const u8).offset(*off) as *const *const u8);
+                if !p.is_null() {
+                    prefetch(p);
+                    prefetch(p.wrapping_add(64)); // str text, Decimal digits
+                }
+            }
+        }
     }
 
     /// Slot `f` of `obj` (borrowed; NULL when unset) if `obj`'s type is exactly this class.
@@ -270,16 +301,15 @@ struct Kernel {
     accounts: FxMap<u32, Account>,
     account_order: Vec<u32>,
     fees: FxMap<u32, i128>,
-    orders: FxMap<u32, Order>,
+    orders: Orders,
     trade_seq: i128,
     order_seq: i128,
     used: IdSet,
-    client: FxMap<(u32, u32), Record>,
+    /// the idempotency records (see `Records`)
+    client: Records,
     ints: IntCache,
-    /// every idempotency record's events, each record's consecutive (see `Record`)
-    recorded: Arena,
-    recording: Option<(u32, u32)>,
-    recording_cmd: Option<Arc<Meta>>,
+    /// the record being written (its index) and its command's metadata
+    recording: Option<(usize, Arc<Meta>)>,
     pending: Vec<Ev>,
 }
 
@@ -499,13 +529,109 @@ impl Kernel {
     // ------------------------------------------------------------------ Python objects
     /// One event as a new reference to its `domain.events` object.
     fn ev_to_py(&self, py: Python<'_>, e: &Ev) -> PyResult<*mut ffi::PyObject> {
+        // the frequent classes field by field; the others through their values
+        if !matches!(e.k, K::Accepted { .. } | K::Rested { .. } | K::Trade { .. } | K::Canceled { .. }) {
+            return self.ev_to_py_generic(py, e);
+        }
+        let id = |id: u32| self.strs.py(py, id);
+        let int = |n: i128| self.ints.get(py, n);
+        let en = |kind: u8, idx: u8| unsafe {
+            let p = self.ctx.enums[kind as usize][idx as usize].as_ptr();
+            ffi::Py_INCREF(p);
+            p
+        };
+        let m = &*e.m;
+        let mut buf = [std::ptr::null_mut(); MAX_FIELDS];
+        buf[0] = m.cid.py(py);
+        buf[1] = m.corr.py(py);
+        buf[2] = match &m.ts_py {
+            Some(o) => o.clone_ref(py).into_ptr(),
+            None => int(m.ts),
+        };
+        let n = match &e.k {
+            K::Accepted {
+                oid, acc, sym, coid, side, otype, tif, post_only, stp, price, qty, budget,
+                asset, reserved,
+            } => {
+                buf[3] = id(*oid);
+                buf[4] = id(*acc);
+                buf[5] = id(*sym);
+                buf[6] = id(*coid);
+                buf[7] = en(SIDE, *side);
+                buf[8] = en(OTYPE, *otype);
+                buf[9] = en(TIF, *tif);
+                buf[10] = unsafe {
+                    let b = if *post_only { ffi::Py_True() } else { ffi::Py_False() };
+                    ffi::Py_INCREF(b);
+                    b
+                };
+                buf[11] = en(STP, *stp);
+                buf[12] = int(*price);
+                buf[13] = int(*qty);
+                buf[14] = int(*budget);
+                buf[15] = id(*asset);
+                buf[16] = int(*reserved);
+                17
+            }
+            K::Rested { oid, acc, sym, side, price, qty } => {
+                buf[3] = id(*oid);
+                buf[4] = id(*acc);
+                buf[5] = id(*sym);
+                buf[6] = en(SIDE, *side);
+                buf[7] = int(*price);
+                buf[8] = int(*qty);
+                9
+            }
+            K::Trade {
+                sym, trade_id, price, qty, notional, maker_oid, taker_oid, maker_acc,
+                taker_acc, taker_side, maker_fee, taker_fee,
+            } => {
+                buf[3] = id(*sym);
+                buf[4] = int(*trade_id);
+                buf[5] = int(*price);
+                buf[6] = int(*qty);
+                buf[7] = int(*notional);
+                buf[8] = id(*maker_oid);
+                buf[9] = id(*taker_oid);
+                buf[10] = id(*maker_acc);
+                buf[11] = id(*taker_acc);
+                buf[12] = en(SIDE, *taker_side);
+                buf[13] = int(*maker_fee);
+                buf[14] = int(*taker_fee);
+                15
+            }
+            K::Canceled { oid, acc, sym, reason, remaining, asset, released } => {
+                buf[3] = id(*oid);
+                buf[4] = id(*acc);
+                buf[5] = id(*sym);
+                buf[6] = en(CANCEL, *reason);
+                buf[7] = int(*remaining);
+                buf[8] = id(*asset);
+                buf[9] = int(*released);
+                10
+            }
+            _ => unreachable!(),
+        };
+        if buf[..n].iter().any(|p| p.is_null()) {
+            for p in &buf[..n] {
+                if !p.is_null() {
+                    unsafe { ffi::Py_DECREF(*p) };
+                }
+            }
+            return Err(PyErr::fetch(py));
+        }
+        unsafe { self.ctx.events[e.cls()].build_raw(py, &buf[..n]) }
+    }
+
+    /// `ev_to_py` for any event class, through its field values.
+    fn ev_to_py_generic(&self, py: Python<'_>, e: &Ev) -> PyResult<*mut ffi::PyObject> {
         let vals = e.values();
         let mut buf = [std::ptr::null_mut(); MAX_FIELDS];
         for (n, v) in vals.as_slice().iter().enumerate() {
             let p = match *v {
                 V::Id(id) => self.strs.py(py, id),
                 V::R(r) => r.py(py),
-                V::I(n) => self.ints.get(py, n),
+                V::I(n) => self.ints.get(py, *n),
                 V::B(b) => unsafe {
                     let p = if b { ffi::Py_True() } else { ffi::Py_False() };
                     ffi::Py_INCREF(p);
@@ -669,8 +795,8 @@ impl Kernel {
     fn value_json(&self, v: V<'_>, out: &mut String) {
         match v {
             V::Id(id) => write_str(out, self.strs.s(id)),
-            V::R(r) => write_str(out, &r.s),
-            V::I(n) => write_int(out, n),
+            V::R(r) => write_str(out, r.s()),
+            V::I(n) => write_int(out, *n),
             V::B(b) => out.push_str(if b { "true" } else { "false" }),
             V::E(k, i) => write_str(out, ENUM_VALUES[k as usize][i as usize]),
             V::D(d) => write_str(out, &d.text),
@@ -998,27 +1124,16 @@ impl Kernel {
             _ => None,
         };
         if let Some((acc, coid, oid)) = key {
-            let start = self.recorded.len();
-            self.recorded.push(e.clone());
-            self.client.insert((acc, coid), Record { oid, start, len: 1 });
-            self.recording = Some((acc, coid));
-            self.recording_cmd = Some(e.m.clone());
+            let i = self.client.start(acc, coid, oid, &e.m);
+            self.client.push(i, e, &e.m);
+            self.recording = Some((i, e.m.clone()));
             return;
         }
-        if let Some(k) = self.recording {
-            let same = match &self.recording_cmd {
-                Some(m) => Arc::ptr_eq(m, &e.m) || m.cid.s == e.m.cid.s,
-                None => false,
-            };
-            if same {
-                if let Some(rec) = self.client.get_mut(&k) {
-                    debug_assert_eq!(rec.start + rec.len, self.recorded.len());
-                    self.recorded.push(e.clone());
-                    rec.len += 1;
-                }
+        if let Some((i, m)) = &self.recording {
+            if Arc::ptr_eq(m, &e.m) || m.cid.s() == e.m.cid.s() {
+                self.client.push(*i, e, m);
             } else {
                 self.recording = None;
-                self.recording_cmd = None;
             }
         }
     }
@@ -1081,10 +1196,12 @@ impl Kernel {
         let cid = self.field(cmd, kind, F_CID)?;
         let corr = self.field(cmd, kind, F_CORR)?;
         let ts = self.field(cmd, kind, F_TS)?;
+        let exact = unsafe { ffi::PyLong_CheckExact(ts.as_ptr()) } != 0;
         Ok(Arc::new(Meta {
             cid: RStr::inline_from_py(cid.downcast::<PyString>()?)?,
             corr: RStr::inline_from_py(corr.downcast::<PyString>()?)?,
             ts: int_of(&ts)?,
+            ts_py: if exact { Some(ts.unbind()) } else { None },
         }))
     }
 
@@ -1096,6 +1213,10 @@ impl Kernel {
 
     /// Decide `cmd` into `self.pending`; a repeated PlaceOrder gives its recorded events.
     fn decide(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Ev>>> {
+        // the command was built long before: start loading the rest of it now
+        let raw = cmd.as_ptr() as *const u8;
+        prefetch(raw.wrapping_add(64));
+        prefetch(raw.wrapping_add(128));
         let tp = cmd.get_type();
         let mut kind = self.ctx.commands.iter().position(|t| t.bind(py).is(&tp));
         if kind.is_none() {
@@ -1109,6 +1230,7 @@ impl Kernel {
         let Some(kind) = kind else {
             return Err(PyTypeError::new_err(format!("unknown command {}", tp.name()?)));
         };
+        self.ctx.cmd_layouts[kind].prefetch_fields(cmd);
         let m = self.meta(cmd, kind)?;
         match kind {
             CMD_PLACE => return self.place_order(py, cmd, &m),
@@ -1241,9 +1363,7 @@ impl Kernel {
 
     fn place_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<Option<Vec<Ev>>> {
         const K: usize = CMD_PLACE;
-        let acc = self.id_field(cmd, K, P_ACC)?;
-        let sym = self.id_field(cmd, K, P_SYM)?;
-        // usually new ids: start both table reads (cache misses) before either lookup
+        // usually new ids: start both table reads (cache misses) before any other work
         let oid_obj = self.field(cmd, K, P_OID)?;
         let coid_obj = self.field(cmd, K, P_COID)?;
         for obj in [&oid_obj, &coid_obj] {
@@ -1251,6 +1371,8 @@ impl Kernel {
                 self.strs.prefetch(text);
             }
         }
+        let acc = self.id_field(cmd, K, P_ACC)?;
+        let sym = self.id_field(cmd, K, P_SYM)?;
         let oid = self.strs.intern_py(oid_obj.downcast::<PyString>()?)?;
         let coid = self.strs.intern_py(coid_obj.downcast::<PyString>()?)?;
         let coid_empty = self.strs.s(coid).is_empty();
@@ -1260,9 +1382,9 @@ impl Kernel {
         let stp = self.enum_idx(py, STP, &self.field(cmd, K, P_STP)?)?;
         let post_only = self.field(cmd, K, P_POST)?.is_truthy()?;
         if !coid_empty {
-            if let Some(prior) = self.client.get(&(acc, coid)) {
+            if let Some(prior) = self.client.get(acc, coid) {
                 if prior.oid == oid {
-                    return Ok(Some(self.recorded.range(prior.start, prior.len).cloned().collect()));
+                    return Ok(Some(self.client.events(prior)));
                 }
                 self.emit(Ev { m: m.clone(), k: K::Rejected { oid, acc, sym, coid, reason: R_DUPLICATE_CLIENT_ORDER_ID } })?;
                 return Ok(None);
@@ -1695,22 +1817,20 @@ impl Kernel {
             out.push_str("]}");
         }
         out.push_str("},\"client_orders\":[");
-        let mut keys: Vec<&(u32, u32)> =
-            if full { self.client.keys().collect() } else { Vec::new() };
-        keys.sort_unstable_by(|a, b| (s(a.0), s(a.1)).cmp(&(s(b.0), s(b.1))));
-        for (n, key) in keys.iter().enumerate() {
+        let mut recs: Vec<&Record> = if full { self.client.iter().collect() } else { Vec::new() };
+        recs.sort_unstable_by(|a, b| (s(a.acc), s(a.coid)).cmp(&(s(b.acc), s(b.coid))));
+        for (n, rec) in recs.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            let rec = &self.client[key];
             out.push('[');
-            write_str(&mut out, s(key.0));
+            write_str(&mut out, s(rec.acc));
             out.push(',');
-            write_str(&mut out, s(key.1));
+            write_str(&mut out, s(rec.coid));
             out.push(',');
             write_str(&mut out, s(rec.oid));
             out.push_str(",[");
-            for (j, e) in self.recorded.range(rec.start, rec.len).enumerate() {
+            for (j, e) in self.client.events(rec).iter().enumerate() {
                 if j > 0 {
                     out.push(',');
                 }
@@ -1960,12 +2080,15 @@ impl Kernel {
             let coid = self.strs.intern(&text(Some(&parts[1]), "client_orders")?);
             let oid = self.strs.intern(&text(Some(&parts[2]), "client_orders")?);
             let J::Arr(evs) = &parts[3] else { return Err(bad("client_orders")) };
-            let start = self.recorded.len();
-            for e in evs {
-                let ev = self.ev_from_json(py, e)?;
-                self.recorded.push(ev);
+            let evs = evs.iter().map(|e| self.ev_from_json(py, e)).collect::<PyResult<Vec<Ev>>>()?;
+            let head = match evs.first() {
+                Some(e) => e.m.clone(),
+                None => Arc::new(Meta::new(RStr::own(""), RStr::own(""), 0)),
+            };
+            let i = self.client.start(acc, coid, oid, &head);
+            for e in &evs {
+                self.client.push(i, e, &head);
             }
-            self.client.insert((acc, coid), Record { oid, start, len: evs.len() });
         }
         Ok(())
     }
@@ -2126,15 +2249,13 @@ impl Kernel {
             accounts: FxMap::default(),
             account_order: Vec::new(),
             fees: FxMap::default(),
-            orders: FxMap::default(),
+            orders: Orders::default(),
             trade_seq: 0,
             order_seq: 0,
             used: IdSet::default(),
-            client: FxMap::default(),
+            client: Records::default(),
             ints: IntCache::new(),
-            recorded: Arena::default(),
             recording: None,
-            recording_cmd: None,
             pending: Vec::new(),
         })
     }

@@ -72,7 +72,10 @@ pub struct Interner {
     spans: Vec<(u32, u32)>,
     table: Vec<(u32, u32)>, // (id + 1, low 32 bits of the hash); (0, _) is empty
     pub py: Vec<GILOnceCell<Py<PyString>>>,
+    obj_cache: Vec<Option<(Py<PyString>, u32)>>, // recently found objects (direct-mapped)
 }
+
+const OBJ_CACHE: usize = 256;
 
 #[inline]
 fn hash_str(s: &str) -> u64 {
@@ -140,9 +143,25 @@ impl Interner {
     }
 
     pub fn intern_py(&mut self, obj: &Bound<'_, PyString>) -> PyResult<u32> {
+        // the same string object as a recent hit (accounts and symbols recur): its id,
+        // without hashing or comparing text. The cache holds the object, so an equal
+        // pointer is the same object, hence the same text.
+        let p = obj.as_ptr() as usize;
+        let c = (p >> 4).wrapping_mul(0x9E37_79B9) >> 24 & (OBJ_CACHE - 1);
+        if self.obj_cache.is_empty() {
+            self.obj_cache = (0..OBJ_CACHE).map(|_| None).collect();
+        }
+        if let Some((o, id)) = &self.obj_cache[c] {
+            if o.as_ptr() as usize == p {
+                return Ok(*id);
+            }
+        }
         let s = obj.to_str()?;
         Ok(match self.lookup(s) {
-            (_, Ok(id)) => id,
+            (_, Ok(id)) => {
+                self.obj_cache[c] = Some((obj.clone().unbind(), id));
+                id
+            }
             (h, Err(slot)) => {
                 let cell = GILOnceCell::new();
                 let _ = cell.set(obj.py(), obj.clone().unbind());
@@ -188,29 +207,48 @@ impl Interner {
 }
 
 /// A string that is not interned (command ids, details), with its Python object if known.
+/// Made from a Python string, the text is that object's own UTF-8 (not copied): CPython
+/// keeps it for as long as the object lives, and `py` holds the object.
 pub struct RStr {
-    pub s: Box<str>,
+    ptr: *const u8,
+    len: usize,
+    _own: Option<Box<str>>, // the text, when not the Python object's
     pub py: GILOnceCell<Py<PyString>>,
 }
 
+// SAFETY: the text is immutable and owned by `_own` or by the Python string held in `py`
+// (never replaced once set), neither of which moves it.
+unsafe impl Send for RStr {}
+unsafe impl Sync for RStr {}
+
 impl RStr {
+    pub fn own(s: &str) -> RStr {
+        let b: Box<str> = s.into();
+        RStr { ptr: b.as_ptr(), len: b.len(), _own: Some(b), py: GILOnceCell::new() }
+    }
     pub fn new(s: &str) -> Arc<RStr> {
-        Arc::new(RStr { s: s.into(), py: GILOnceCell::new() })
+        Arc::new(RStr::own(s))
     }
     pub fn from_py(obj: &Bound<'_, PyString>) -> PyResult<Arc<RStr>> {
         Ok(Arc::new(RStr::inline_from_py(obj)?))
     }
     pub fn inline_from_py(obj: &Bound<'_, PyString>) -> PyResult<RStr> {
-        let r = RStr { s: obj.to_str()?.into(), py: GILOnceCell::new() };
+        let s = obj.to_str()?; // PyUnicode_AsUTF8AndSize: the object's own buffer
+        let r = RStr { ptr: s.as_ptr(), len: s.len(), _own: None, py: GILOnceCell::new() };
         let _ = r.py.set(obj.py(), obj.clone().unbind());
         Ok(r)
     }
+    #[inline]
+    pub fn s(&self) -> &str {
+        // SAFETY: see the type's comment; valid UTF-8 from a `&str`
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.ptr, self.len)) }
+    }
     /// This string, moved out of an `Arc` it is alone in (else copied, without the object).
     fn unwrap(rc: Arc<RStr>) -> RStr {
-        Arc::try_unwrap(rc).unwrap_or_else(|rc| RStr { s: rc.s.clone(), py: GILOnceCell::new() })
+        Arc::try_unwrap(rc).unwrap_or_else(|rc| RStr::own(rc.s()))
     }
     pub fn py(&self, py: Python<'_>) -> *mut pyo3::ffi::PyObject {
-        self.py.get_or_init(py, || PyString::new_bound(py, &self.s).unbind()).clone_ref(py).into_ptr()
+        self.py.get_or_init(py, || PyString::new_bound(py, self.s()).unbind()).clone_ref(py).into_ptr()
     }
 }
 
@@ -235,6 +273,14 @@ pub struct Meta {
     pub cid: RStr,
     pub corr: RStr,
     pub ts: i128,
+    /// the command's own `timestamp_ns` object when it is an exact `int` (shared by events)
+    pub ts_py: Option<PyObject>,
+}
+
+impl Meta {
+    pub fn new(cid: RStr, corr: RStr, ts: i128) -> Meta {
+        Meta { cid, corr, ts, ts_py: None }
+    }
 }
 
 // ------------------------------------------------------------------ enums (indices)
@@ -438,35 +484,41 @@ pub struct Ev {
 /// The most fields an event class has (`OrderAccepted`).
 pub const MAX_FIELDS: usize = 17;
 
-/// An event's field values, in dataclass order, without a heap allocation.
+/// An event's field values, in dataclass order, without a heap allocation (and without
+/// initialising the unused slots: this runs twice for every event).
 pub struct Vals<'a> {
-    pub v: [V<'a>; MAX_FIELDS],
+    v: [std::mem::MaybeUninit<V<'a>>; MAX_FIELDS],
     pub n: usize,
 }
 
 impl<'a> Vals<'a> {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, v: V<'a>) {
-        self.v[self.n] = v;
+        self.v[self.n] = std::mem::MaybeUninit::new(v);
         self.n += 1;
     }
-    #[inline]
+    #[inline(always)]
     fn extend_from_slice(&mut self, vs: &[V<'a>]) {
-        self.v[self.n..self.n + vs.len()].copy_from_slice(vs);
+        assert!(self.n + vs.len() <= MAX_FIELDS);
+        for (i, v) in vs.iter().enumerate() {
+            self.v[self.n + i] = std::mem::MaybeUninit::new(*v);
+        }
         self.n += vs.len();
     }
-    #[inline]
+    #[inline(always)]
     pub fn as_slice(&self) -> &[V<'a>] {
-        &self.v[..self.n]
+        // SAFETY: the first `n` slots were written (V is Copy: nothing to drop)
+        unsafe { std::slice::from_raw_parts(self.v.as_ptr() as *const V<'a>, self.n) }
     }
 }
 
-/// One field value, for building the Python object or writing JSON.
+/// One field value, for building the Python object or writing JSON (16 bytes: amounts are
+/// referenced, not copied).
 #[derive(Clone, Copy)]
 pub enum V<'a> {
     Id(u32),
     R(&'a RStr),
-    I(i128),
+    I(&'a i128),
     B(bool),
     E(u8, u8),
     D(&'a DecV),
@@ -493,25 +545,27 @@ impl Ev {
     }
 
     /// Field values in dataclass order (see `event_fields`).
+    #[inline(always)]
     pub fn values(&self) -> Vals<'_> {
-        let mut out = Vals { v: [V::B(false); MAX_FIELDS], n: 0 };
+        let mut out = Vals { v: [std::mem::MaybeUninit::uninit(); MAX_FIELDS], n: 0 };
         self.fill(&mut out);
         out
     }
 
+    #[inline(always)]
     fn fill<'a>(&'a self, out: &mut Vals<'a>) {
         out.push(V::R(&self.m.cid));
         out.push(V::R(&self.m.corr));
-        out.push(V::I(self.m.ts));
+        out.push(V::I(&self.m.ts));
         match &self.k {
             K::Listed(l) => out.extend_from_slice(&[
-                V::Id(l.sym), V::Id(l.base), V::Id(l.quote), V::I(l.bdec), V::I(l.qdec),
+                V::Id(l.sym), V::Id(l.base), V::Id(l.quote), V::I(&l.bdec), V::I(&l.qdec),
                 V::D(&l.tick), V::D(&l.lot), V::D(&l.min), V::D(&l.max), V::D(&l.refp),
-                V::I(l.band), V::I(l.maker), V::I(l.taker),
+                V::I(&l.band), V::I(&l.maker), V::I(&l.taker),
             ]),
             K::Halted(s) | K::Resumed(s) | K::Opened(s) => out.push(V::Id(*s)),
             K::Deposited(a, s, n) | K::Withdrawn(a, s, n) => {
-                out.extend_from_slice(&[V::Id(*a), V::Id(*s), V::I(*n)])
+                out.extend_from_slice(&[V::Id(*a), V::Id(*s), V::I(n)])
             }
             K::WithdrawRej { acc, asset, requested, reason } => out.extend_from_slice(&[
                 V::Id(*acc), V::Id(*asset), V::D(requested), V::E(REASON, *reason),
@@ -522,33 +576,33 @@ impl Ev {
             } => out.extend_from_slice(&[
                 V::Id(*oid), V::Id(*acc), V::Id(*sym), V::Id(*coid), V::E(SIDE, *side),
                 V::E(OTYPE, *otype), V::E(TIF, *tif), V::B(*post_only), V::E(STP, *stp),
-                V::I(*price), V::I(*qty), V::I(*budget), V::Id(*asset), V::I(*reserved),
+                V::I(price), V::I(qty), V::I(budget), V::Id(*asset), V::I(reserved),
             ]),
             K::Rejected { oid, acc, sym, coid, reason } => out.extend_from_slice(&[
                 V::Id(*oid), V::Id(*acc), V::Id(*sym), V::Id(*coid), V::E(REASON, *reason),
             ]),
             K::Rested { oid, acc, sym, side, price, qty } => out.extend_from_slice(&[
-                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::E(SIDE, *side), V::I(*price),
-                V::I(*qty),
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::E(SIDE, *side), V::I(price),
+                V::I(qty),
             ]),
             K::Trade {
                 sym, trade_id, price, qty, notional, maker_oid, taker_oid, maker_acc,
                 taker_acc, taker_side, maker_fee, taker_fee,
             } => out.extend_from_slice(&[
-                V::Id(*sym), V::I(*trade_id), V::I(*price), V::I(*qty), V::I(*notional),
+                V::Id(*sym), V::I(trade_id), V::I(price), V::I(qty), V::I(notional),
                 V::Id(*maker_oid), V::Id(*taker_oid), V::Id(*maker_acc), V::Id(*taker_acc),
-                V::E(SIDE, *taker_side), V::I(*maker_fee), V::I(*taker_fee),
+                V::E(SIDE, *taker_side), V::I(maker_fee), V::I(taker_fee),
             ]),
             K::Canceled { oid, acc, sym, reason, remaining, asset, released } => out
                 .extend_from_slice(&[
                     V::Id(*oid), V::Id(*acc), V::Id(*sym), V::E(CANCEL, *reason),
-                    V::I(*remaining), V::Id(*asset), V::I(*released),
+                    V::I(remaining), V::Id(*asset), V::I(released),
                 ]),
             K::Amended {
                 oid, acc, sym, old_price, new_price, old_qty, new_qty, kept, reserved,
             } => out.extend_from_slice(&[
-                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::I(*old_price), V::I(*new_price),
-                V::I(*old_qty), V::I(*new_qty), V::B(*kept), V::I(*reserved),
+                V::Id(*oid), V::Id(*acc), V::Id(*sym), V::I(old_price), V::I(new_price),
+                V::I(old_qty), V::I(new_qty), V::B(*kept), V::I(reserved),
             ]),
             K::CmdRejected { ctype, subject, reason, detail } => out.extend_from_slice(&[
                 V::R(ctype), V::Id(*subject), V::E(REASON, *reason), V::R(detail),
@@ -596,9 +650,13 @@ impl DV {
 pub fn assemble(cls: usize, mut v: Vec<DV>) -> Ev {
     let mut take = |i: usize| RStr::unwrap(std::mem::replace(&mut v[i], DV::B(false)).into_r());
     let (cid, corr) = (take(0), take(1));
-    let m = Arc::new(Meta { cid, corr, ts: v[2].i() });
-    let f = &v[3..];
-    let k = match cls {
+    let m = Arc::new(Meta::new(cid, corr, v[2].i()));
+    Ev { m, k: assemble_k(cls, &v[3..]) }
+}
+
+/// The class-specific part of an event of class `cls` (its fields after the metadata).
+pub fn assemble_k(cls: usize, f: &[DV]) -> K {
+    match cls {
         0 => K::Listed(Arc::new(Listed {
             sym: f[0].id(), base: f[1].id(), quote: f[2].id(), bdec: f[3].i(), qdec: f[4].i(),
             tick: f[5].d(), lot: f[6].d(), min: f[7].d(), max: f[8].d(), refp: f[9].d(),
@@ -633,8 +691,7 @@ pub fn assemble(cls: usize, mut v: Vec<DV>) -> Ev {
             old_qty: f[5].i(), new_qty: f[6].i(), kept: f[7].b(), reserved: f[8].i(),
         },
         _ => K::CmdRejected { ctype: f[0].r(), subject: f[1].id(), reason: f[2].e(), detail: f[3].r() },
-    };
-    Ev { m, k }
+    }
 }
 
 // ------------------------------------------------------------------ state
@@ -663,7 +720,13 @@ pub const BPS: i128 = 10_000;
 
 #[inline]
 pub fn floor_div(a: i128, b: i128) -> i128 {
-    // every divisor here is positive, where Euclidean division is floor division
+    // every divisor here is positive, where Euclidean division is floor division; 128-bit
+    // division is a slow library call, so 64-bit operands take the 64-bit instruction
+    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
+        if y > 0 {
+            return x.div_euclid(y) as i128;
+        }
+    }
     a.div_euclid(b)
 }
 #[inline]
@@ -836,37 +899,433 @@ impl IdSet {
     }
 }
 
-/// An append-only list of events in fixed-size chunks: growing never moves what is stored.
+/// The open orders by interned order id: a slab of orders (freed slots reused) and, per id,
+/// its slot. Ids are small consecutive integers, so lookups are two array reads, and growing
+/// never rehashes (a hash map's rehash and the fresh pages it touches showed in profiles).
 #[derive(Default)]
-pub struct Arena {
-    chunks: Vec<Vec<Ev>>,
+pub struct Orders {
+    slot_of: Vec<u32>, // id -> 1 + slot; 0: no open order
+    slab: Vec<Order>,
+    free: Vec<u32>,
     len: usize,
 }
 
-const CHUNK: usize = 4096;
-
-impl Arena {
+impl Orders {
     #[inline]
+    fn slot(&self, oid: u32) -> Option<usize> {
+        match self.slot_of.get(oid as usize) {
+            Some(&s) if s != 0 => Some(s as usize - 1),
+            _ => None,
+        }
+    }
+    #[inline]
+    pub fn get(&self, oid: &u32) -> Option<&Order> {
+        self.slot(*oid).map(|s| &self.slab[s])
+    }
+    #[inline]
+    pub fn get_mut(&mut self, oid: &u32) -> Option<&mut Order> {
+        self.slot(*oid).map(|s| &mut self.slab[s])
+    }
+    #[inline]
+    pub fn contains_key(&self, oid: &u32) -> bool {
+        self.slot(*oid).is_some()
+    }
+    /// Insert or replace the order of `oid` (`order.oid` must be `oid`).
+    pub fn insert(&mut self, oid: u32, order: Order) {
+        debug_assert_eq!(order.oid, oid);
+        if let Some(s) = self.slot(oid) {
+            self.slab[s] = order;
+            return;
+        }
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = order;
+                s as usize
+            }
+            None => {
+                self.slab.push(order);
+                self.slab.len() - 1
+            }
+        };
+        let i = oid as usize;
+        if i >= self.slot_of.len() {
+            self.slot_of.resize((i + 1).next_power_of_two().max(1024), 0);
+        }
+        self.slot_of[i] = s as u32 + 1;
+        self.len += 1;
+    }
+    pub fn remove(&mut self, oid: &u32) -> Option<Order> {
+        let s = self.slot(*oid)?;
+        self.slot_of[*oid as usize] = 0;
+        self.free.push(s as u32);
+        self.len -= 1;
+        Some(self.slab[s])
+    }
     pub fn len(&self) -> usize {
         self.len
     }
-    pub fn push(&mut self, e: Ev) {
-        if self.len.is_multiple_of(CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        self.chunks[self.len / CHUNK].push(e);
-        self.len += 1;
-    }
-    pub fn range(&self, start: usize, len: usize) -> impl Iterator<Item = &Ev> + '_ {
-        (start..start + len).map(move |i| &self.chunks[i / CHUNK][i % CHUNK])
+    /// The open orders, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Order> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(move |(s, o)| self.slot_of.get(o.oid as usize) == Some(&(*s as u32 + 1)))
+            .map(|(_, o)| o)
     }
 }
 
-/// One PlaceOrder's idempotency record: its order id and its events, `Kernel::recorded`
-/// `[start..start + len]` (a record's events are consecutive: recording stops at the first
-/// event of another command).
+impl std::ops::Index<&u32> for Orders {
+    type Output = Order;
+    #[inline]
+    fn index(&self, oid: &u32) -> &Order {
+        self.get(oid).expect("no such order")
+    }
+}
+
+/// One PlaceOrder's idempotency record: its key, its order id and where its events are in
+/// `Records::bytes` (`n` events from `at`: a record's events are consecutive, since
+/// recording stops at the first event of another command).
 pub struct Record {
+    pub acc: u32,
+    pub coid: u32,
     pub oid: u32,
-    pub start: usize,
-    pub len: usize,
+    next: u32, // 1 + the next record with the same client order id (other account); 0: none
+    at: usize,
+    n: u32,
+}
+
+/// The idempotency records, keyed by (account, client order id), with their events in a
+/// compact byte encoding (varints; about 30 bytes an event instead of a 160-byte `Ev` and a
+/// retained `Meta`): records are written for every order and read back only for a repeated
+/// command or a snapshot, so they are kept small rather than ready to use.
+#[derive(Default)]
+pub struct Records {
+    bytes: Vec<u8>,
+    recs: Vec<Record>,
+    by_coid: Vec<u32>, // client order id -> 1 + its first record; 0: none
+}
+
+#[inline(always)]
+fn put_u(out: &mut Vec<u8>, v: u128) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else {
+        put_u_long(out, v);
+    }
+}
+
+fn put_u_long(out: &mut Vec<u8>, v: u128) {
+    if let Ok(mut w) = u64::try_from(v) {
+        while w >= 0x80 {
+            out.push(w as u8 | 0x80);
+            w >>= 7;
+        }
+        out.push(w as u8);
+        return;
+    }
+    let mut w = v;
+    while w >= 0x80 {
+        out.push(w as u8 | 0x80);
+        w >>= 7;
+    }
+    out.push(w as u8);
+}
+
+#[inline(always)]
+fn put_i(out: &mut Vec<u8>, v: i128) {
+    put_u(out, ((v << 1) ^ (v >> 127)) as u128);
+}
+
+fn put_s(out: &mut Vec<u8>, s: &str) {
+    put_u(out, s.len() as u128);
+    out.extend_from_slice(s.as_bytes());
+}
+
+// Unchecked writers into reserved space (`Records::push`).
+#[inline(always)]
+unsafe fn w_byte(p: &mut *mut u8, b: u8) {
+    **p = b;
+    *p = p.add(1);
+}
+
+#[inline(always)]
+unsafe fn w_u64(p: &mut *mut u8, mut v: u64) {
+    while v >= 0x80 {
+        w_byte(p, v as u8 | 0x80);
+        v >>= 7;
+    }
+    w_byte(p, v as u8);
+}
+
+#[inline(always)]
+unsafe fn w_u128(p: &mut *mut u8, v: u128) {
+    if v >> 64 == 0 {
+        return w_u64(p, v as u64);
+    }
+    let mut w = v;
+    while w >= 0x80 {
+        w_byte(p, w as u8 | 0x80);
+        w >>= 7;
+    }
+    w_byte(p, w as u8);
+}
+
+#[inline(always)]
+unsafe fn w_i(p: &mut *mut u8, n: i128) {
+    w_u128(p, ((n << 1) ^ (n >> 127)) as u128)
+}
+
+#[inline(always)]
+unsafe fn w_id(p: &mut *mut u8, id: u32) {
+    w_u64(p, id as u64)
+}
+
+/// The most bytes `enc_fast` writes (14 fields of at most 19 bytes).
+const FAST_MAX: usize = 14 * 19;
+
+/// The fields of the frequent events after their metadata, written as the generic path
+/// (`V` by `V`, in dataclass order) would write them, without building the values.
+#[inline(always)]
+unsafe fn enc_fast(p: &mut *mut u8, k: &K) {
+    match k {
+        K::Accepted {
+            oid, acc, sym, coid, side, otype, tif, post_only, stp, price, qty, budget, asset,
+            reserved,
+        } => {
+            w_id(p, *oid);
+            w_id(p, *acc);
+            w_id(p, *sym);
+            w_id(p, *coid);
+            w_byte(p, *side);
+            w_byte(p, *otype);
+            w_byte(p, *tif);
+            w_byte(p, *post_only as u8);
+            w_byte(p, *stp);
+            w_i(p, *price);
+            w_i(p, *qty);
+            w_i(p, *budget);
+            w_id(p, *asset);
+            w_i(p, *reserved);
+        }
+        K::Rejected { oid, acc, sym, coid, reason } => {
+            w_id(p, *oid);
+            w_id(p, *acc);
+            w_id(p, *sym);
+            w_id(p, *coid);
+            w_byte(p, *reason);
+        }
+        K::Rested { oid, acc, sym, side, price, qty } => {
+            w_id(p, *oid);
+            w_id(p, *acc);
+            w_id(p, *sym);
+            w_byte(p, *side);
+            w_i(p, *price);
+            w_i(p, *qty);
+        }
+        K::Trade {
+            sym, trade_id, price, qty, notional, maker_oid, taker_oid, maker_acc, taker_acc,
+            taker_side, maker_fee, taker_fee,
+        } => {
+            w_id(p, *sym);
+            w_i(p, *trade_id);
+            w_i(p, *price);
+            w_i(p, *qty);
+            w_i(p, *notional);
+            w_id(p, *maker_oid);
+            w_id(p, *taker_oid);
+            w_id(p, *maker_acc);
+            w_id(p, *taker_acc);
+            w_byte(p, *taker_side);
+            w_i(p, *maker_fee);
+            w_i(p, *taker_fee);
+        }
+        K::Canceled { oid, acc, sym, reason, remaining, asset, released } => {
+            w_id(p, *oid);
+            w_id(p, *acc);
+            w_id(p, *sym);
+            w_byte(p, *reason);
+            w_i(p, *remaining);
+            w_id(p, *asset);
+            w_i(p, *released);
+        }
+        _ => unreachable!("enc_fast: not a frequent event"),
+    }
+}
+
+#[inline(always)]
+unsafe fn w_s(p: &mut *mut u8, s: &str) {
+    w_u64(p, s.len() as u64);
+    std::ptr::copy_nonoverlapping(s.as_ptr(), *p, s.len());
+    *p = p.add(s.len());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn u(&mut self) -> u128 {
+        let (mut v, mut shift) = (0u128, 0);
+        loop {
+            let byte = self.b[self.at];
+            self.at += 1;
+            v |= ((byte & 0x7f) as u128) << shift;
+            if byte < 0x80 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    fn i(&mut self) -> i128 {
+        let u = self.u();
+        ((u >> 1) as i128) ^ -((u & 1) as i128)
+    }
+    fn byte(&mut self) -> u8 {
+        self.at += 1;
+        self.b[self.at - 1]
+    }
+    fn s(&mut self) -> &str {
+        let n = self.u() as usize;
+        self.at += n;
+        std::str::from_utf8(&self.b[self.at - n..self.at]).expect("recorded text is UTF-8")
+    }
+}
+
+const OWN_META: u8 = 0x80;
+
+fn put_meta(out: &mut Vec<u8>, m: &Meta) {
+    put_s(out, m.cid.s());
+    put_s(out, m.corr.s());
+    put_i(out, m.ts);
+}
+
+fn read_meta(r: &mut Reader<'_>) -> Arc<Meta> {
+    let cid = RStr::own(r.s());
+    let corr = RStr::own(r.s());
+    Arc::new(Meta::new(cid, corr, r.i()))
+}
+
+impl Records {
+    #[inline]
+    fn find(&self, acc: u32, coid: u32) -> Option<usize> {
+        let mut i = *self.by_coid.get(coid as usize)?;
+        while i != 0 {
+            let rec = &self.recs[i as usize - 1];
+            if rec.acc == acc {
+                return Some(i as usize - 1);
+            }
+            i = rec.next;
+        }
+        None
+    }
+
+    #[inline]
+    pub fn get(&self, acc: u32, coid: u32) -> Option<&Record> {
+        self.find(acc, coid).map(|i| &self.recs[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Record> + '_ {
+        self.recs.iter()
+    }
+
+    /// Start the record of (acc, coid) (replacing any earlier one, as a dict assignment
+    /// would) with the events of one command to follow; `m` is that command's metadata.
+    pub fn start(&mut self, acc: u32, coid: u32, oid: u32, m: &Meta) -> usize {
+        let at = self.bytes.len();
+        put_meta(&mut self.bytes, m);
+        match self.find(acc, coid) {
+            Some(i) => {
+                self.recs[i].oid = oid;
+                self.recs[i].at = at;
+                self.recs[i].n = 0;
+                i
+            }
+            None => {
+                let c = coid as usize;
+                if c >= self.by_coid.len() {
+                    self.by_coid.resize((c + 1).next_power_of_two().max(1024), 0);
+                }
+                let next = self.by_coid[c];
+                self.recs.push(Record { acc, coid, oid, next, at, n: 0 });
+                self.by_coid[c] = self.recs.len() as u32;
+                self.recs.len() - 1
+            }
+        }
+    }
+
+    /// Append `e` to record `i`, the record started last (`head`: its command's metadata).
+    pub fn push(&mut self, i: usize, e: &Ev, head: &Meta) {
+        let same = std::ptr::eq(&*e.m, head)
+            || (e.m.cid.s() == head.cid.s() && e.m.corr.s() == head.corr.s() && e.m.ts == head.ts);
+        let out = &mut self.bytes;
+        out.push(e.cls() as u8 | if same { 0 } else { OWN_META });
+        if !same {
+            put_meta(out, &e.m);
+        }
+        // SAFETY (both paths): at most the bytes reserved just before are written
+        if matches!(e.k, K::Accepted { .. } | K::Rested { .. } | K::Trade { .. } | K::Canceled { .. } | K::Rejected { .. }) {
+            out.reserve(FAST_MAX);
+            unsafe {
+                let base = out.as_mut_ptr();
+                let mut p = base.add(out.len());
+                enc_fast(&mut p, &e.k);
+                out.set_len(p.offset_from(base) as usize);
+            }
+        } else {
+            let vals = e.values();
+            let fields = &vals.as_slice()[3..];
+            let mut need = 0;
+            for v in fields {
+                need += match v {
+                    V::R(r) => 19 + r.s().len(),
+                    V::D(d) => 19 + d.text.len(),
+                    _ => 19, // the longest varint (128 bits)
+                };
+            }
+            out.reserve(need);
+            unsafe {
+                let base = out.as_mut_ptr();
+                let mut p = base.add(out.len());
+                for v in fields {
+                    match *v {
+                        V::Id(id) => w_u64(&mut p, id as u64),
+                        V::R(r) => w_s(&mut p, r.s()),
+                        V::I(n) => w_i(&mut p, *n),
+                        V::B(b) => w_byte(&mut p, b as u8),
+                        V::E(_, idx) => w_byte(&mut p, idx),
+                        V::D(d) => w_s(&mut p, &d.text),
+                    }
+                }
+                out.set_len(p.offset_from(base) as usize);
+            }
+        }
+        self.recs[i].n += 1;
+    }
+
+    /// The events of `rec`, decoded.
+    pub fn events(&self, rec: &Record) -> Vec<Ev> {
+        let mut r = Reader { b: &self.bytes, at: rec.at };
+        let head = read_meta(&mut r);
+        let mut out = Vec::with_capacity(rec.n as usize);
+        let mut vals: Vec<DV> = Vec::with_capacity(MAX_FIELDS);
+        for _ in 0..rec.n {
+            let tag = r.byte();
+            let cls = (tag & !OWN_META) as usize;
+            let m = if tag & OWN_META != 0 { read_meta(&mut r) } else { head.clone() };
+            vals.clear();
+            for (_, kind) in &event_fields(cls)[3..] {
+                vals.push(match kind {
+                    FK::S => DV::Id(r.u() as u32),
+                    FK::R => DV::R(Arc::new(RStr::own(r.s()))),
+                    FK::I => DV::I(r.i()),
+                    FK::B => DV::B(r.byte() != 0),
+                    FK::E(_) => DV::E(r.byte()),
+                    FK::D => DV::D(DecV::new(r.s())),
+                });
+            }
+            out.push(Ev { m, k: assemble_k(cls, &vals) });
+        }
+        out
+    }
 }

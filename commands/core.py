@@ -12,12 +12,19 @@ log (snapshot + tail), i.e. as it was before the failed batch, before anyone hea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import json.encoder
 import logging
 import operator
+import os
+import signal
+import sys
+import tempfile
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -303,7 +310,8 @@ class CoreStats:
     events: int = 0
     deciding: float = 0.0  # handle + envelopes, on the event loop
     appending: float = 0.0  # from handing a batch to the store until COMMIT returned
-    snapshotting: float = 0.0
+    snapshotting: float = 0.0  # the sequencer held up capturing state for snapshots
+    snapshots: int = 0  # snapshots stored
     recovering: float = 0.0
 
 
@@ -326,8 +334,11 @@ class Core:
         split_above: int = 64,
         snapshot_every: int = 500_000,
         on_commit: Callable[[list[RecordedEvent]], None] | None = None,
+        fork_snapshots: bool | None = None,
     ) -> None:
         self.store = store
+        # Capture snapshots in a forked copy of the process (see `_begin_snapshot`).
+        self.fork_snapshots = _CAN_FORK if fork_snapshots is None else fork_snapshots
         self.max_batch = max_batch
         self.split_above = split_above  # see `_take`
         self.snapshot_every = snapshot_every
@@ -347,6 +358,7 @@ class Core:
         self.fatal: Exception | None = None
         self.stats = CoreStats()
         self.snapshot_error: Exception | None = None  # the last snapshot that could not be saved
+        self._snapshotting: asyncio.Task[Snapshot] | None = None  # being written
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -374,6 +386,15 @@ class Core:
             await asyncio.gather(self._inflight.task, return_exceptions=True)
             self._inflight = None
         self._fail_queued(CoreStopped("the core stopped before deciding this command"))
+        writing = self._snapshotting
+        if writing is not None:  # let it land: it shortens the next start
+            try:
+                await asyncio.wait_for(asyncio.shield(writing), timeout=60)
+            except (TimeoutError, asyncio.CancelledError):
+                writing.cancel()
+            except Exception:
+                pass  # recorded in self.snapshot_error
+            await asyncio.gather(writing, return_exceptions=True)
 
     async def recover(self) -> None:
         """State = latest snapshot + every event after it (or the whole log)."""
@@ -520,14 +541,19 @@ class Core:
                             continue
                         return
                     if inflight is None and self._snapshot_due():
-                        await self._snapshot_in_loop()
+                        self._snapshot_in_loop()
                         continue  # commands may have arrived meanwhile
                     self._wakeup.clear()
                     if not self._queue:
                         await self._wakeup.wait()
                     continue
-                if inflight is None and self._snapshot_due():
-                    await self._snapshot_in_loop()  # only here does memory equal the committed log
+                if self._snapshot_due():
+                    # Memory equals the committed log only with no batch in flight: let the
+                    # one in flight land (a commit's time), then capture and go on.
+                    if inflight is not None:
+                        await asyncio.wait((inflight.task,))
+                        continue  # settled at the top of the loop
+                    self._snapshot_in_loop()
                     continue
                 batch = self._take(inflight is None)
                 started = perf_counter()
@@ -676,48 +702,154 @@ class Core:
             if not future.done():
                 future.set_exception(exc)
 
-    async def _snapshot_in_loop(self) -> None:
-        """A snapshot only shortens recovery: if one cannot be written (e.g. the state is over
-        PostgreSQL's jsonb size limit), keep deciding, say so loudly, and retry later."""
+    def _snapshot_in_loop(self) -> None:
+        """Start a snapshot between batches; it is written while the sequencer goes on. A
+        snapshot only shortens recovery: if one cannot be written (e.g. the state is over
+        PostgreSQL's size limit), keep deciding, say so loudly, and retry after another
+        `snapshot_every` events."""
         try:
-            await self.snapshot()
-        except (WriterFenced, asyncio.CancelledError):
-            raise
+            self._begin_snapshot()
         except Exception as exc:
-            self.snapshot_error = exc
-            self._last_snapshot = self.position  # next attempt after another snapshot_every
-            log.error(
-                "snapshot at position %d failed, recovery replays more: %s", self.position, exc
-            )
+            self._snapshot_failed(self.position, exc)
+
+    def _snapshot_failed(self, position: int, exc: BaseException) -> None:
+        self.snapshot_error = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+        log.error("snapshot at position %d failed, recovery replays more: %s", position, exc)
 
     def _snapshot_due(self) -> bool:
+        if self._snapshotting is not None and not self._snapshotting.done():
+            return False  # one at a time
         return self.position - self._last_snapshot >= self.snapshot_every
 
     async def snapshot(self) -> Snapshot:
+        """Snapshot the state as it is now and wait until it is stored. Call it when memory
+        equals the committed log (no batch in flight), as the sequencer does."""
+        running = self._snapshotting
+        if running is not None and not running.done():
+            await asyncio.gather(running, return_exceptions=True)
+        return await self._begin_snapshot()
+
+    def _begin_snapshot(self) -> asyncio.Task[Snapshot]:
+        """Capture the state now; hash, write and store it in the background.
+
+        Serialising a large state takes seconds (about 1.4 s in the kernel and `json` for
+        300,000 orders), during which no command could be decided. So the state is captured
+        by forking: the child is a copy-on-write image of this process as of now, writes the
+        snapshot's text and hash to a file and exits, and this process goes on deciding at
+        once (the fork itself takes milliseconds); a task then stores the file. Without fork
+        (another OS), the text is made here and only the storing runs in the background."""
         started = perf_counter()
-        streams = dict(self.streams.versions)
-        snapshot_json = getattr(self.exchange, "snapshot_json", None)
+        position = self._last_snapshot = self.position
+        child = _fork(self._snapshot_text) if self.fork_snapshots else None
+        made = None if child is not None else self._snapshot_text()
+        self.stats.snapshotting += perf_counter() - started
+        task = asyncio.create_task(self._store_snapshot(position, child, made))
+        self._snapshotting = task
+        task.add_done_callback(self._snapshot_done)
+        return task
+
+    def _snapshot_done(self, task: asyncio.Task[Snapshot]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._snapshot_failed(self._last_snapshot, exc)
+        else:
+            self.stats.snapshots += 1
+            self.snapshot_error = None
+
+    async def _store_snapshot(
+        self, position: int, child: _Child | None, made: tuple[str, str] | None
+    ) -> Snapshot:
+        if child is not None:
+            made = await child.result()
+        assert made is not None
+        text, state_hash = made
+        snap = Snapshot(position, state_hash, {}, text)
+        await self.store.save_snapshot(snap)
+        return snap
+
+    def _snapshot_text(self) -> tuple[str, str]:
+        """The whole state as JSON text (alerts, exchange, stream versions) and its hash."""
         # Alerts go first, and only when there are any: a snapshot without them keeps the
         # layout (and hash) it had before alerts existed, so older cores can still read it.
         alerts = self.alerts
+        snapshot_json = getattr(self.exchange, "snapshot_json", None)
         if snapshot_json is not None:
             # The kernel writes the canonical JSON itself: hash and store that text as it is.
             text = snapshot_json()
-            state_hash = combined_hash(await asyncio.to_thread(_sha256_hex, text), alerts)
-            head = _ALERTS_HEAD + alerts.snapshot_json() + "," if len(alerts) else "{"
-            whole = head + '"exchange":' + text + ',"streams":' + json.dumps(streams) + "}"
-            snap = Snapshot(self.position, state_hash, {}, whole)
+            exchange_hash = _sha256_hex(text)
         else:
-            state: dict[str, Any] = {"alerts": alerts.snapshot()} if len(alerts) else {}
-            state.update(exchange=self.exchange.snapshot(), streams=streams)
-            # The dict is a copy: hash it off the loop's thread rather than snapshot twice.
-            exchange_hash = await asyncio.to_thread(snapshot_hash, state["exchange"])
-            state_hash = combined_hash(exchange_hash, alerts)
-            snap = Snapshot(self.position, state_hash, state)
-        await self.store.save_snapshot(snap)
-        self._last_snapshot = self.position
-        self.stats.snapshotting += perf_counter() - started
-        return snap
+            exchange = self.exchange.snapshot()
+            exchange_hash = snapshot_hash(exchange)
+            text = json.dumps(exchange, separators=(",", ":"))
+        head = _ALERTS_HEAD + alerts.snapshot_json() + "," if len(alerts) else "{"
+        streams = json.dumps(self.streams.versions)
+        whole = head + '"exchange":' + text + ',"streams":' + streams + "}"
+        return whole, combined_hash(exchange_hash, alerts)
+
+
+_CAN_FORK = sys.platform == "linux" and hasattr(os, "fork")
+
+
+@dataclass(slots=True)
+class _Child:
+    """A forked process writing a snapshot's hash and text to `path`."""
+
+    pid: int
+    path: str
+
+    async def result(self) -> tuple[str, str]:
+        """The (text, state hash) the child wrote; the child is killed if this is cancelled."""
+        try:
+            _, status = await asyncio.to_thread(os.waitpid, self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                raise RuntimeError(f"the snapshot process {self.pid} failed (exit code {code})")
+            with open(self.path, encoding="utf-8") as f:
+                written = await asyncio.to_thread(f.read)
+            state_hash, _, text = written.partition("\n")
+            return text, state_hash
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _fork(build: Callable[[], tuple[str, str]]) -> _Child | None:
+    """Run `build` in a forked child that writes its result to a file; None if fork fails.
+
+    The child touches nothing it shares with this process (sockets, the event loop): it only
+    reads memory, writes its own file and leaves with `os._exit`, so no finaliser, atexit
+    hook or buffered output of the parent runs twice."""
+    fd, path = tempfile.mkstemp(prefix="tradecore-snapshot-", suffix=".json")
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        log.warning("snapshot: fork failed (%s); serialising in process", exc)
+        return None
+    if pid == 0:  # pragma: no cover - the child (its work is checked through the file)
+        code = 1
+        try:
+            gc.disable()  # no collection may run a finaliser that touches a shared socket
+            text, state_hash = build()
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(state_hash)
+                out.write("\n")
+                out.write(text)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(fd)
+    return _Child(pid, path)
 
 
 _ALERTS_HEAD = '{"alerts":'

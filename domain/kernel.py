@@ -305,6 +305,11 @@ class FastExchange:
         data: dict[str, Any] = json.loads(self._k.snapshot_json())
         return data
 
+    def snapshot_json(self) -> str:
+        """``snapshot()`` as its canonical JSON text (sorted keys, no spaces), written by the
+        kernel: what the core hashes and stores, with no Python dict in between."""
+        return self._k.snapshot_json()
+
     def state_hash(self) -> str:
         """sha256 of the canonical JSON of ``snapshot()``: equal to ``Exchange.state_hash()``."""
         return self._k.state_hash()

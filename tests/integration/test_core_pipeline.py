@@ -240,6 +240,10 @@ async def test_a_snapshot_that_cannot_be_saved_does_not_stop_the_core(
             await core.submit(command)
         result = await core.submit(f.buy(f.ALICE, "99.00", "1"))
         assert result.positions
+        for _ in range(100):  # snapshots are stored in the background
+            if core.snapshot_error is not None:
+                break
+            await asyncio.sleep(0.02)
         assert isinstance(core.snapshot_error, asyncpg.ProgramLimitExceededError)
         assert core.fatal is None
         live = core.state_hash()

@@ -10,6 +10,7 @@ are checked the same way, including the inputs that take their fallbacks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -25,7 +26,7 @@ from domain.commands import Command, PlaceOrder
 from domain.events import Event, EventDecodeError, to_dict
 from domain.exchange import Exchange
 from domain.kernel import FastExchange, kernel_available, kernel_status, make_exchange
-from domain.values import AccountId, Asset, Symbol
+from domain.values import AccountId, Asset, SelfTradePrevention, Symbol
 from tests.unit.domain.factories import (
     ALICE,
     BOB,
@@ -35,6 +36,7 @@ from tests.unit.domain.factories import (
     deposit,
     funded_exchange,
     list_instrument,
+    market,
     open_account,
     sell,
     withdraw,
@@ -124,6 +126,10 @@ def test_random_streams_give_the_same_events_state_and_replay_in_both(
     py, fast, log = run_both(head)
     assert fast.state_hash() == py.state_hash()
     assert fast.snapshot() == py.snapshot()
+    # the text the core stores and hashes: the canonical JSON of the same snapshot
+    text = fast.snapshot_json()
+    assert hashlib.sha256(text.encode()).hexdigest() == py.state_hash()
+    assert json.loads(text) == py.snapshot()
     # continue each from the other's snapshot
     py2 = Exchange.from_snapshot(json.loads(json.dumps(fast.snapshot())))
     fast2 = FastExchange.from_snapshot(json.loads(json.dumps(py.snapshot())))
@@ -319,6 +325,45 @@ def test_a_batch_that_raises_keeps_the_commands_before_it_in_both() -> None:
             ex.handle_many(batch)
     assert fast.state_hash() == py.state_hash()
     assert fast.order(batch[0].order_id) is not None
+
+
+def test_repeated_orders_give_back_their_recorded_events_in_both() -> None:
+    """The kernel keeps idempotency records compactly encoded and decodes them for a repeat:
+    amounts beyond 64 bits, non-ASCII ids, trades, rests and cancels, before and after a
+    snapshot, and records whose events carry other metadata than their first."""
+    rich = "10000000000000000000.00"  # 10^21 quote atoms: budgets and reservations > 2^64
+    py = funded_exchange(usd=rich)
+    fast = FastExchange.from_snapshot(py.snapshot())
+    orders = [
+        sell(BOB, "100.00", "2", command_id="cmd-ünï", correlation_id="corr-\u00e9\u4e2d"),
+        buy(ALICE, "100.00", "3"),  # trades 2, rests 1
+        market(ALICE, qty=None, budget="1000000000000000000"),  # 10^20 atoms budget
+        sell(ALICE, "100.00", "1", stp=SelfTradePrevention.CANCEL_BOTH),  # self-trade cancels
+    ]
+    for cmd in orders:
+        assert fast.handle(cmd) == py.handle(cmd)
+    retries = [replace(cmd, command_id=f"retry-{i}") for i, cmd in enumerate(orders)]
+    for ex_py, ex_fast in ((py, fast), (Exchange.from_snapshot(py.snapshot()), None)):
+        ex_fast = ex_fast or FastExchange.from_snapshot(fast.snapshot())
+        for cmd in retries:
+            expected = ex_py.handle(cmd)
+            assert expected.duplicate
+            assert ex_fast.handle(cmd) == expected
+        assert ex_fast.state_hash() == ex_py.state_hash()
+
+    # replayed events of one command with differing metadata are recorded as they are
+    py2 = funded_exchange()
+    events = list(py2.handle(buy(ALICE, "99.00", "1")).events)
+    events[1] = replace(events[1], correlation_id="other", timestamp_ns=events[1].timestamp_ns + 1)
+    for ex in (replay := funded_exchange(), fast2 := FastExchange.from_snapshot(replay.snapshot())):
+        for event in events:
+            ex.apply(event)
+    retry = replace(buy(ALICE, "99.00", "1"), order_id=events[0].order_id)  # type: ignore[attr-defined]
+    retry = replace(retry, client_order_id=events[0].client_order_id)  # type: ignore[attr-defined]
+    expected = replay.handle(retry)
+    assert expected.duplicate and list(expected.events) == events
+    assert fast2.handle(retry) == expected
+    assert fast2.snapshot() == replay.snapshot()
 
 
 def test_decimals_are_read_from_their_c_layout_on_cpython() -> None:

@@ -245,7 +245,10 @@ async def offered_rate(
             task.add_done_callback(in_flight.discard)
             sent += 1
         next_due = phase.started + sent / rate
-        await asyncio.sleep(max(0.0, next_due - loop.time()))
+        # At least a millisecond: shorter sleeps come back at once (the loop's timer
+        # resolution) and the generator would spin on the core it shares with the core under
+        # test. Commands sent a little late count that lateness: latency is from `due`.
+        await asyncio.sleep(max(0.001, next_due - loop.time()))
     await asyncio.gather(*in_flight)
     phase.end(core, counter)
     progress.cancel()

@@ -838,6 +838,8 @@ def _fork(build: Callable[[], tuple[str, str]]) -> _Child | None:
         code = 1
         try:
             gc.disable()  # no collection may run a finaliser that touches a shared socket
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which
+            # waits for this snapshot when it stops (`Core.stop`)
             text, state_hash = build()
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(state_hash)

@@ -142,6 +142,13 @@ class DeferredWrites:
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == POSITION_MOVED:
                 return False
+            # A write may fail because another process (a rebuild) changed the rows first,
+            # before the position check is reached: then the position says so.
+            stored = await self._conn.fetchval(
+                "SELECT position FROM projection_positions WHERE name = $1", name
+            )
+            if stored != after:
+                return False
             raise
         return True
 

@@ -88,6 +88,28 @@ def insert_template(table: str, columns: Columns, tail: str = "") -> str:
     )
 
 
+def update_template(table: str, key: str, columns: Columns) -> str:
+    """An UPDATE of whole batches of existing rows, matched on `key` (the first column),
+    with the same parameters as `insert_template`: cheaper than an upsert for rows known to
+    exist (no speculative insertion into the unique index)."""
+    names = ", ".join(name for name, _ in columns)
+    values = ", ".join(
+        f"timestamptz 'epoch' + {name} * interval '1 microsecond' AS {name}"
+        if kind == TIME
+        else name
+        for name, kind in columns
+    )
+    arrays = ", ".join(
+        f"(string_to_array(chr(31) || $@{i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
+        for i, (_, kind) in enumerate(columns, 1)
+    )
+    sets = ", ".join(f"{name} = u.{name}" for name, _ in columns if name != key)
+    return (
+        f"UPDATE {table} AS t SET {sets} FROM (SELECT {values} FROM unnest({arrays}) "
+        f"AS u({names})) AS u WHERE t.{key} = u.{key}"
+    )
+
+
 _RELATIVE = re.compile(r"\$@(\d+)")
 
 

@@ -32,6 +32,7 @@ from projections.base import (
     Units,
     insert_template,
     rows_write,
+    update_template,
     write_all,
 )
 
@@ -50,12 +51,14 @@ COLUMNS = (
 )  # fmt: skip
 (ACCOUNT, SYMBOL, PRICE, QUANTITY, BUDGET, FILLED, REMAINING, NOTIONAL, FEES, AVERAGE, STATUS,
  REASON, UPDATED) = (1, 2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19)  # fmt: skip
-UPSERT = insert_template(
-    "orders",
-    COLUMNS,
-    "ON CONFLICT (order_id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in COLUMNS[8:] if c != "created_at"),
-)
+# Orders first seen in a batch are inserted, the others (read back by `prepare` or kept
+# from the last batch, so known to be stored) updated: a plain INSERT costs about a quarter
+# less than an upsert on PostgreSQL (no speculative insertion), and the orders' write is the
+# read side's most expensive statement.
+INSERT = insert_template("orders", COLUMNS)
+UPDATED_COLUMNS = (COLUMNS[0], *(c for c in COLUMNS[8:] if c[0] != "created_at"))
+UPDATE = update_template("orders", "order_id", UPDATED_COLUMNS)
+_UPDATED = (0, *(i for i, c in enumerate(COLUMNS) if i >= 8 and c[0] != "created_at"))
 # The stored row, as `project` keeps it (times in integer nanoseconds).
 SELECT = (
     "SELECT "
@@ -90,6 +93,7 @@ class OrdersProjector(Projector):
     def __init__(self) -> None:
         super().__init__()
         self._orders: dict[str, list[Any] | None] = {}  # the orders table's row; None: absent
+        self._stored: set[str] = set()  # ids that have a row in the orders table
         self._changed: set[str] = set()
         self._filled: set[str] = set()  # their average fill price is computed at flush
         self._fills: list[tuple[Any, ...]] = []
@@ -115,6 +119,7 @@ class OrdersProjector(Projector):
             self._orders[order_id] = None
         for row in await tx.fetch(SELECT, list(wanted)):
             self._orders[row[0]] = list(row)
+            self._stored.add(row[0])
 
     def project(self, envelope: Envelope) -> None:
         event = envelope.event
@@ -197,11 +202,20 @@ class OrdersProjector(Projector):
                 order[AVERAGE] = WIDE.divide(order[NOTIONAL], order[FILLED]).quantize(
                     PRICE_PLACES, ROUND_HALF_EVEN, WIDE
                 )
-        rows = [row for i in self._changed if (row := orders[i]) is not None]
-        await write_all(  # three tables, one statement
+        stored = self._stored
+        new, old = [], []
+        for i in self._changed:
+            row = orders[i]
+            if row is not None:
+                if i in stored:
+                    old.append([row[k] for k in _UPDATED])
+                else:
+                    new.append(row)
+        await write_all(  # three tables, one statement (new and old orders are different rows)
             tx,
             (
-                rows_write(UPSERT, COLUMNS, rows),
+                rows_write(INSERT, COLUMNS, new),
+                rows_write(UPDATE, UPDATED_COLUMNS, old),
                 rows_write(INSERT_FILLS, FILL_COLUMNS, self._fills),
                 rows_write(INSERT_REJECTIONS, REJECTION_COLUMNS, self._rejections),
             ),
@@ -213,9 +227,11 @@ class OrdersProjector(Projector):
             if len(orders) <= CACHE_LIMIT
             else {}
         )
+        self._stored = set(self._orders)  # every kept order has its row now
 
     def reset(self) -> None:
         self._orders = {}
+        self._stored = set()
         self._changed = set()
         self._filled = set()
         self._fills = []

@@ -123,6 +123,20 @@ async def test_a_script_commits_rows_and_position_together_or_not_at_all(
         assert await storage.pool.fetchval("SELECT count(*) FROM scratch") == 3
         assert await storage.pool.fetchval("SELECT position FROM projection_positions") == 9
 
+        # A rival (a rebuild) wrote the same rows and moved the position before this script
+        # ran: the write fails first, and the moved position is what commit reports.
+        await storage.execute("CREATE TABLE keyed (k text PRIMARY KEY)")
+        await storage.execute("INSERT INTO keyed VALUES ('o-1')")
+        await storage.execute("UPDATE projection_positions SET position = 11 WHERE name = 'p'")
+        async with storage.deferred() as tx:
+            await tx.execute("INSERT INTO keyed VALUES ($1)", "o-1")
+            assert not await tx.commit("p", 9, 10, at)
+        # The same failure with the position still in place is a real error.
+        async with storage.deferred() as tx:
+            await tx.execute("INSERT INTO keyed VALUES ($1)", "o-1")
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await tx.commit("p", 11, 12, at)
+
         # A read after a held write would not see it: refused.
         async with storage.deferred() as tx:
             await tx.execute("INSERT INTO scratch (v) VALUES ($1)", "held")

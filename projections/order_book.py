@@ -30,6 +30,7 @@ from projections.base import (
     delete_write,
     insert_template,
     rows_write,
+    update_template,
     write_all,
 )
 
@@ -46,12 +47,10 @@ UPSERT_LEVELS = insert_template(
 )
 ORDER_COLUMNS = (("order_id", TEXT), ("symbol", TEXT), ("side", TEXT), ("price_ticks", BIGINT),
                  ("open_lots", BIGINT))  # fmt: skip
-UPSERT_ORDERS = insert_template(
-    "book_orders",
-    ORDER_COLUMNS,
-    "ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks, "
-    "open_lots = EXCLUDED.open_lots",
-)
+# New resting orders are inserted, stored ones updated (cheaper than an upsert: orders.py).
+INSERT_ORDERS = insert_template("book_orders", ORDER_COLUMNS)
+UPDATED_ORDER_COLUMNS = (ORDER_COLUMNS[0], ORDER_COLUMNS[3], ORDER_COLUMNS[4])
+UPDATE_ORDERS = update_template("book_orders", "order_id", UPDATED_ORDER_COLUMNS)
 Resting = list[Any]  # [symbol, side, price_ticks, open_lots] of an order in the book
 Level = tuple[str, str, int]  # symbol, side, price_ticks
 
@@ -154,7 +153,9 @@ class OrderBookProjector(Projector):
     async def flush(self, tx: Tx) -> None:
         touched = [(i, self._orders[i]) for i in self._touched]
         gone = [i for i, o in touched if o is None and i in self._stored]
-        resting = [(i, *o) for i, o in touched if o is not None]
+        stored = self._stored
+        new = [(i, *o) for i, o in touched if o is not None and i not in stored]
+        old = [(i, o[2], o[3]) for i, o in touched if o is not None and i in stored]
         levels = []
         for (symbol, side, ticks), (lots, orders) in self._levels.items():
             if lots or orders:
@@ -166,7 +167,8 @@ class OrderBookProjector(Projector):
             tx,
             (
                 delete_write("book_orders", "order_id", gone),
-                rows_write(UPSERT_ORDERS, ORDER_COLUMNS, resting),
+                rows_write(INSERT_ORDERS, ORDER_COLUMNS, new),
+                rows_write(UPDATE_ORDERS, UPDATED_ORDER_COLUMNS, old),
                 rows_write(UPSERT_LEVELS, LEVEL_COLUMNS, levels),
             ),
         )

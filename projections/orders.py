@@ -93,7 +93,7 @@ class OrdersProjector(Projector):
     def __init__(self) -> None:
         super().__init__()
         self._orders: dict[str, list[Any] | None] = {}  # the orders table's row; None: absent
-        self._stored: set[str] = set()  # ids that have a row in the orders table
+        self._born: set[str] = set()  # accepted in this batch: no row in the orders table yet
         self._changed: set[str] = set()
         self._filled: set[str] = set()  # their average fill price is computed at flush
         self._fills: list[tuple[Any, ...]] = []
@@ -119,7 +119,6 @@ class OrdersProjector(Projector):
             self._orders[order_id] = None
         for row in await tx.fetch(SELECT, list(wanted)):
             self._orders[row[0]] = list(row)
-            self._stored.add(row[0])
 
     def project(self, envelope: Envelope) -> None:
         event = envelope.event
@@ -139,6 +138,7 @@ class OrdersProjector(Projector):
                 "new", None, at, at,
             ]  # fmt: skip
             self._changed.add(event.order_id)
+            self._born.add(event.order_id)
         elif type(event) is OrderRejected:
             self._rejections.append(
                 (envelope.position, event.order_id, event.account_id, event.symbol,
@@ -202,15 +202,15 @@ class OrdersProjector(Projector):
                 order[AVERAGE] = WIDE.divide(order[NOTIONAL], order[FILLED]).quantize(
                     PRICE_PLACES, ROUND_HALF_EVEN, WIDE
                 )
-        stored = self._stored
+        born = self._born
         new, old = [], []
         for i in self._changed:
             row = orders[i]
             if row is not None:
-                if i in stored:
-                    old.append([row[k] for k in _UPDATED])
-                else:
+                if i in born:
                     new.append(row)
+                else:  # read back by `prepare` or kept from the last batch: stored
+                    old.append([row[k] for k in _UPDATED])
         await write_all(  # three tables, one statement (new and old orders are different rows)
             tx,
             (
@@ -227,11 +227,11 @@ class OrdersProjector(Projector):
             if len(orders) <= CACHE_LIMIT
             else {}
         )
-        self._stored = set(self._orders)  # every kept order has its row now
+        self._born = set()
 
     def reset(self) -> None:
         self._orders = {}
-        self._stored = set()
+        self._born = set()
         self._changed = set()
         self._filled = set()
         self._fills = []

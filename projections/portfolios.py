@@ -43,6 +43,7 @@ from projections.base import (
     delete_write,
     insert_template,
     rows_write,
+    update_template,
     write_all,
 )
 
@@ -52,12 +53,10 @@ ORDER_COLUMNS = (
     ("price_ticks", BIGINT), ("budget", BOOLEAN), ("reserved_asset", TEXT),
     ("reserved_atoms", NUMERIC),
 )  # fmt: skip
-UPSERT_ORDERS = insert_template(
-    "portfolio_orders",
-    ORDER_COLUMNS,
-    "ON CONFLICT (order_id) DO UPDATE SET price_ticks = EXCLUDED.price_ticks, "
-    "reserved_atoms = EXCLUDED.reserved_atoms",
-)
+# New orders are inserted, stored ones updated (cheaper than an upsert: see orders.py).
+INSERT_ORDERS = insert_template("portfolio_orders", ORDER_COLUMNS)
+UPDATED_ORDER_COLUMNS = (ORDER_COLUMNS[0], ORDER_COLUMNS[4], ORDER_COLUMNS[7])
+UPDATE_ORDERS = update_template("portfolio_orders", "order_id", UPDATED_ORDER_COLUMNS)
 BALANCE_COLUMNS = (
     ("account_id", TEXT),
     ("asset", TEXT),
@@ -144,6 +143,7 @@ class PortfoliosProjector(Projector):
     def reset(self) -> None:
         # order id -> [account, symbol, side, price_ticks, budget, reserved_asset, atoms]
         self._orders: dict[str, list[Any] | None] = {}
+        self._born: set[str] = set()  # accepted in this batch: no portfolio_orders row yet
         self._changed: set[str] = set()
         self._gone: set[str] = set()
         self._balances: dict[tuple[str, str], list[int]] = {}  # -> [available, reserved] atoms
@@ -207,6 +207,7 @@ class PortfoliosProjector(Projector):
                 event.quote_budget_atoms > 0, event.reserved_asset, event.reserved_atoms,
             ]  # fmt: skip
             self._changed.add(event.order_id)
+            self._born.add(event.order_id)
             self._move(event.account_id, event.reserved_asset, -event.reserved_atoms,
                        event.reserved_atoms)  # fmt: skip
         elif type(event) is OrderCanceled:
@@ -290,8 +291,16 @@ class PortfoliosProjector(Projector):
         return Decimal(atoms).scaleb(-self._decimals[asset])
 
     async def flush(self, tx: Tx) -> None:
-        changed = [(i, *o[:6], Decimal(o[6])) for i in self._changed
-                   if (o := self._orders[i]) is not None]  # fmt: skip
+        born = self._born
+        new, old = [], []
+        for i in self._changed:
+            o = self._orders[i]
+            if o is None:
+                continue
+            if i in born:
+                new.append((i, *o[:6], Decimal(o[6])))
+            else:
+                old.append((i, o[3], Decimal(o[6])))
         amount = self._amount
         balances = [(a, asset, amount(asset, d[0]), amount(asset, d[1]))
                     for (a, asset), d in self._balances.items()]  # fmt: skip
@@ -304,8 +313,9 @@ class PortfoliosProjector(Projector):
         await write_all(
             tx,
             (
-                delete_write("portfolio_orders", "order_id", self._gone),
-                rows_write(UPSERT_ORDERS, ORDER_COLUMNS, changed),
+                delete_write("portfolio_orders", "order_id", self._gone - born),
+                rows_write(INSERT_ORDERS, ORDER_COLUMNS, new),
+                rows_write(UPDATE_ORDERS, UPDATED_ORDER_COLUMNS, old),
                 rows_write(UPSERT_BALANCES, BALANCE_COLUMNS, balances),
                 rows_write(UPSERT_FEES, FEE_COLUMNS, fees),
                 rows_write(UPSERT_POSITIONS, POSITION_COLUMNS, positions),

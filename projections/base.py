@@ -281,9 +281,8 @@ class Projector(ABC):
 
     async def apply_batch(self, tx: Tx, envelopes: Sequence[Envelope]) -> None:
         """Fold a gap-free run of events into the batch; `flush` writes it."""
-        listed = [e.event for e in envelopes if type(e.event) is InstrumentListed]
+        listed = listings(envelopes)
         for event in listed:
-            assert isinstance(event, InstrumentListed)
             await remember_instrument(tx, event)
         if listed or not self._units:
             await self.load_units(tx)
@@ -341,6 +340,19 @@ class Projector(ABC):
         units = Units(*row)
         self._units[symbol] = units
         return units
+
+
+_LAST_LISTINGS: list[Any] = [None, 0, ()]  # the last batch asked about, its length, listings
+
+
+def listings(batch: Sequence[Envelope]) -> tuple[InstrumentListed, ...]:
+    """The listings in `batch`. Every projector asks about the same batch (the runner hands
+    them one shared sequence), so the answer for the last batch is kept: one scan a batch
+    instead of one per projector."""
+    if _LAST_LISTINGS[0] is not batch or _LAST_LISTINGS[1] != len(batch):
+        found = tuple(e.event for e in batch if type(e.event) is InstrumentListed)
+        _LAST_LISTINGS[:] = batch, len(batch), found
+    return _LAST_LISTINGS[2]  # type: ignore[no-any-return]
 
 
 async def remember_instrument(tx: Tx, event: InstrumentListed) -> None:

@@ -22,7 +22,7 @@ from itertools import pairwise
 from typing import Any, Protocol
 
 from domain.events import InstrumentListed
-from projections.base import Envelope, Projector, Tx, ns_to_datetime
+from projections.base import Envelope, Projector, Tx, listings, ns_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ProjectionRunner:
             batch = await self._fresh(projector, known, batch)
             if not batch:
                 return known
-            if not any(type(e.event) is InstrumentListed for e in batch):
+            if not listings(batch):
                 return await self._apply_deferred(projector, batch, known)
         # The first batch (the stored position is read and locked), and listings (which are
         # written, then read back as units), take an ordinary transaction.
@@ -237,14 +237,14 @@ class ProjectionRunner:
 
     async def _fresh(
         self, projector: Projector, position: int, batch: Sequence[Envelope]
-    ) -> list[Envelope]:
+    ) -> Sequence[Envelope]:
         """The events after `position`, gap-free; a gap is filled from the log or refused."""
         if (
             batch
             and batch[0].position == position + 1
             and (batch[-1].position - batch[0].position == len(batch) - 1)
         ):
-            return list(batch)  # the usual case: exactly the next run of positions
+            return batch  # the usual case: exactly the next run of positions (shared, unchanged)
         fresh: list[Envelope] = []
         expected = position + 1
         for envelope in batch:

@@ -342,17 +342,21 @@ class Projector(ABC):
         return units
 
 
-_LAST_LISTINGS: list[Any] = [None, 0, ()]  # the last batch asked about, its length, listings
+_LISTINGS: dict[int, tuple[Sequence[Envelope], int, tuple[InstrumentListed, ...]]] = {}
 
 
 def listings(batch: Sequence[Envelope]) -> tuple[InstrumentListed, ...]:
-    """The listings in `batch`. Every projector asks about the same batch (the runner hands
-    them one shared sequence), so the answer for the last batch is kept: one scan a batch
-    instead of one per projector."""
-    if _LAST_LISTINGS[0] is not batch or _LAST_LISTINGS[1] != len(batch):
-        found = tuple(e.event for e in batch if type(e.event) is InstrumentListed)
-        _LAST_LISTINGS[:] = batch, len(batch), found
-    return _LAST_LISTINGS[2]  # type: ignore[no-any-return]
+    """The listings in `batch`. Every projector asks about the same batches (the runner hands
+    them shared sequences, and a rebuild's projectors are at most a few batches apart), so
+    the answers for the last few batches are kept: one scan a batch, not one per projector."""
+    known = _LISTINGS.get(id(batch))
+    if known is not None and known[0] is batch and known[1] == len(batch):
+        return known[2]
+    found = tuple(e.event for e in batch if type(e.event) is InstrumentListed)
+    if len(_LISTINGS) >= 8:
+        del _LISTINGS[next(iter(_LISTINGS))]  # the oldest
+    _LISTINGS[id(batch)] = (batch, len(batch), found)
+    return found
 
 
 async def remember_instrument(tx: Tx, event: InstrumentListed) -> None:

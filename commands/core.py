@@ -364,6 +364,8 @@ class Core:
 
     async def start(self, holder: str | None = None, *, standby: bool = False) -> None:
         """Become the writer (or wait as a standby), rebuild state from the log, then serve."""
+        for path in remove_orphaned_snapshot_files():
+            log.warning("removed %s, left by a core killed while writing a snapshot", path)
         await self.store.acquire_writer(holder or "core", wait=standby)
         await self.recover()
         self._stopping = False
@@ -790,6 +792,34 @@ class Core:
 
 
 _CAN_FORK = sys.platform == "linux" and hasattr(os, "fork")
+_SNAPSHOT_FILE = "tradecore-snapshot-"  # + the writing core's pid + "-…": see `_fork`
+
+
+def remove_orphaned_snapshot_files(directory: str | None = None) -> list[str]:
+    """Delete snapshot files left in the temporary directory by a core that was killed
+    (SIGKILL) while its snapshot child ran; returns their paths. Files of running cores stay."""
+    removed = []
+    root = directory or tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(root):
+            if not (name.startswith(_SNAPSHOT_FILE) and name.endswith(".json")):
+                continue
+            pid = name[len(_SNAPSHOT_FILE) :].partition("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(root, name))
+                    removed.append(os.path.join(root, name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 @dataclass(slots=True)
@@ -826,7 +856,7 @@ def _fork(build: Callable[[], tuple[str, str]]) -> _Child | None:
     The child touches nothing it shares with this process (sockets, the event loop): it only
     reads memory, writes its own file and leaves with `os._exit`, so no finaliser, atexit
     hook or buffered output of the parent runs twice."""
-    fd, path = tempfile.mkstemp(prefix="tradecore-snapshot-", suffix=".json")
+    fd, path = tempfile.mkstemp(prefix=f"{_SNAPSHOT_FILE}{os.getpid()}-", suffix=".json")
     try:
         pid = os.fork()
     except OSError as exc:

@@ -5,11 +5,14 @@ and a core under continuous load still snapshots every `snapshot_every` events."
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from commands.core import Core
+from commands.core import Core, remove_orphaned_snapshot_files
 from commands.ports import Snapshot
 from infra.eventstore import PostgresEventStore
 from tests.integration.test_core import setup_commands
@@ -138,3 +141,15 @@ async def test_a_failing_snapshot_is_reported_and_the_core_decides_on(
     finally:
         await core.stop()
         await store.close()
+
+
+def test_snapshot_files_of_killed_cores_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process (reuse within the test is not a concern)
+    orphan = tmp_path / f"tradecore-snapshot-{dead.pid}-abc.json"
+    mine = tmp_path / f"tradecore-snapshot-{os.getpid()}-def.json"
+    other = tmp_path / "unrelated.json"
+    for path in (orphan, mine, other):
+        path.write_text("{}")
+    assert remove_orphaned_snapshot_files(str(tmp_path)) == [str(orphan)]
+    assert not orphan.exists() and mine.exists() and other.exists()

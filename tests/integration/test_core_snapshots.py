@@ -14,6 +14,7 @@ import pytest
 
 from commands.core import Core, remove_orphaned_snapshot_files
 from commands.ports import Snapshot
+from domain.commands import Command
 from infra.eventstore import PostgresEventStore
 from tests.integration.test_core import setup_commands
 from tests.unit.domain import factories as f
@@ -40,7 +41,7 @@ async def open_store(dsn: str, delay: float = 0.0) -> SlowSnapshots:
     return store
 
 
-def trade_pair(i: int) -> list[object]:
+def trade_pair(i: int) -> list[Command]:
     return [f.sell(f.BOB, f"{100 + i % 5}.00", "1"), f.buy(f.ALICE, f"{100 + i % 3}.00", "1")]
 
 
@@ -60,7 +61,7 @@ async def test_a_snapshot_being_stored_does_not_hold_up_commands_and_restarts_th
         for i in range(20):
             for command in trade_pair(i):
                 sent = time.monotonic()
-                await core.submit(command)  # type: ignore[arg-type]
+                await core.submit(command)
                 slowest = max(slowest, time.monotonic() - sent)
         assert time.monotonic() - started < 2.0, "commands waited for the snapshot"
         assert slowest < 1.0
@@ -96,7 +97,7 @@ async def test_a_core_that_never_idles_still_snapshots(migrated_database: str) -
         i = 0
         while not stop.is_set():
             for command in trade_pair(n * 1000 + i):
-                await core.submit(command)  # type: ignore[arg-type]
+                await core.submit(command)
             i += 1
 
     try:
@@ -132,7 +133,7 @@ async def test_a_failing_snapshot_is_reported_and_the_core_decides_on(
             await core.submit(command)
         for i in range(15):
             for command in trade_pair(i):
-                await core.submit(command)  # type: ignore[arg-type]
+                await core.submit(command)
         await asyncio.sleep(0.2)
         assert isinstance(core.snapshot_error, OSError)
         assert core.fatal is None

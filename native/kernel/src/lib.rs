@@ -9,9 +9,13 @@
 // pyo3 0.22's #[pymethods] expansion converts PyErr into itself
 #![allow(clippy::useless_conversion)]
 
+mod alloc;
 mod dec;
 mod json;
 mod model;
+
+#[global_allocator]
+static ALLOC: alloc::KernelAlloc = alloc::KernelAlloc;
 
 use std::sync::Arc;
 
@@ -44,6 +48,9 @@ fn prefetch(p: *const u8) {
 struct Builder {
     tp: Py<PyType>,
     offsets: Vec<isize>,
+    /// instances hold nothing but the slots (set by `build`), and the type allocates as
+    /// `object` does: build them without zeroing and without GC tracking (see `build_raw`)
+    plain: bool,
 }
 
 impl Builder {
@@ -82,7 +89,25 @@ impl Builder {
             };
             offsets.push(offset);
         }
-        Ok(Builder { tp: tp.unbind(), offsets })
+        // SAFETY: reading fields of a live type object
+        let plain = unsafe {
+            let t = tp.as_ptr() as *mut ffi::PyTypeObject;
+            let size = std::mem::size_of::<ffi::PyObject>() + offsets.len() * std::mem::size_of::<usize>();
+            let mut sorted = offsets.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let base = std::mem::size_of::<ffi::PyObject>() as isize;
+            let packed = sorted.len() == offsets.len()
+                && sorted.iter().enumerate().all(|(i, o)| *o == base + (i * std::mem::size_of::<usize>()) as isize);
+            (*t).tp_basicsize as usize == size
+                && (*t).tp_itemsize == 0
+                && (*t).tp_dictoffset == 0
+                && (*t).tp_weaklistoffset == 0
+                && packed
+                && (*t).tp_flags & ffi::Py_TPFLAGS_HAVE_GC != 0
+                && (*t).tp_alloc.map(|f| f as usize) == Some(ffi::PyType_GenericAlloc as *const () as usize)
+        };
+        Ok(Builder { tp: tp.unbind(), offsets, plain })
     }
 
     /// Build an instance from new references (consumed, also on error).
@@ -93,8 +118,16 @@ impl Builder {
     /// `build`, returning the new reference itself.
     unsafe fn build_raw(&self, py: Python<'_>, vals: &[*mut ffi::PyObject]) -> PyResult<*mut ffi::PyObject> {
         let tp = self.tp.as_ptr() as *mut ffi::PyTypeObject;
-        let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
-        let obj = alloc(tp, 0);
+        // Every slot is set below, so a plain instance needs no zeroing; and it holds only
+        // immutable values (events: strings, ints, enum members, Decimals; `Outcome`: a
+        // tuple of events and a bool), so it can never be part of a reference cycle and
+        // the collector need not track it (CPython does the same for such tuples and dicts).
+        // The allocation is the one `PyType_GenericAlloc` makes; deallocation is unchanged.
+        let obj = if self.plain && vals.len() == self.offsets.len() {
+            ffi::_PyObject_GC_New(tp)
+        } else {
+            (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc)(tp, 0)
+        };
         if obj.is_null() {
             for v in vals {
                 ffi::Py_DECREF(*v);
@@ -522,6 +555,7 @@ fn build_instrument(
         halted: false,
         qatpl,
         bapl,
+        band_memo: std::cell::Cell::new(NO_BAND),
     }))
 }
 
@@ -962,13 +996,13 @@ impl Kernel {
                 } else {
                     (maker, taker, *maker_fee, *taker_fee)
                 };
-                let base_atoms = qty * bapl;
+                let base_atoms = mul(*qty, bapl);
                 let cost = notional + buyer_fee;
                 let release = if buyer.budget {
                     cost
                 } else {
-                    let one = buyer.price * qatpl;
-                    qty * (one + fee(one, max_fee))
+                    let one = mul(buyer.price, qatpl);
+                    mul(*qty, one + fee(one, max_fee))
                 };
                 {
                     let ba = self.account(buyer.acc)?;
@@ -1162,18 +1196,41 @@ impl Kernel {
 
     /// Field `f` of a command of class `kind` (`CMD_FIELDS` position, after the meta fields):
     /// the slot itself for an exact command class, else ordinary attribute access.
-    #[inline]
+    #[inline(always)]
     fn field<'py>(&self, cmd: &Bound<'py, PyAny>, kind: usize, f: usize) -> PyResult<Bound<'py, PyAny>> {
         match self.ctx.cmd_layouts[kind].slot(cmd, f) {
             // SAFETY: a live slot value of `cmd`, borrowed for as long as `cmd` is
             Some(p) => Ok(unsafe { Bound::from_borrowed_ptr(cmd.py(), p) }),
-            None => cmd.getattr(cmd_field_name(kind, f)),
+            None => Self::field_attr(cmd, kind, f),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn field_attr<'py>(cmd: &Bound<'py, PyAny>, kind: usize, f: usize) -> PyResult<Bound<'py, PyAny>> {
+        cmd.getattr(cmd_field_name(kind, f))
     }
 
     fn id_field(&mut self, cmd: &Bound<'_, PyAny>, kind: usize, f: usize) -> PyResult<u32> {
         let v = self.field(cmd, kind, f)?;
         self.strs.intern_py(v.downcast::<PyString>()?)
+    }
+
+    /// `dec_field` where it cannot fail: an exact command class whose field is `None` or an
+    /// exact `Decimal` read from its C layout; None where `dec_field` must decide.
+    #[inline]
+    fn dec_slot(&self, cmd: &Bound<'_, PyAny>, kind: usize, f: usize) -> Option<Option<Dec>> {
+        let p = self.ctx.cmd_layouts[kind].slot(cmd, f)?;
+        unsafe {
+            if p == ffi::Py_None() {
+                return Some(None);
+            }
+            if self.ctx.decimal_raw && ffi::Py_TYPE(p) == self.ctx.decimal.as_ptr() as *mut ffi::PyTypeObject {
+                // SAFETY: exactly `decimal.Decimal`, whose layout the start-up probes checked
+                return read_mpd(p).map(Some);
+            }
+        }
+        None
     }
 
     /// An optional `Decimal` field: read from its C layout when possible, else via `str()`.
@@ -1231,6 +1288,18 @@ impl Kernel {
             return Err(PyTypeError::new_err(format!("unknown command {}", tp.name()?)));
         };
         self.ctx.cmd_layouts[kind].prefetch_fields(cmd);
+        if kind == CMD_PLACE {
+            // usually new ids: start both table reads (cache misses) before any other work
+            for f in [P_OID, P_COID] {
+                if let Some(p) = self.ctx.cmd_layouts[kind].slot(cmd, f) {
+                    // SAFETY: a live slot value of `cmd`, borrowed for as long as `cmd` is
+                    let obj = unsafe { Bound::from_borrowed_ptr(py, p) };
+                    if let Ok(Ok(text)) = obj.downcast::<PyString>().map(|s| s.to_str()) {
+                        self.strs.prefetch(text);
+                    }
+                }
+            }
+        }
         let m = self.meta(cmd, kind)?;
         match kind {
             CMD_PLACE => return self.place_order(py, cmd, &m),
@@ -1363,14 +1432,11 @@ impl Kernel {
 
     fn place_order(&mut self, py: Python<'_>, cmd: &Bound<'_, PyAny>, m: &Arc<Meta>) -> PyResult<Option<Vec<Ev>>> {
         const K: usize = CMD_PLACE;
-        // usually new ids: start both table reads (cache misses) before any other work
         let oid_obj = self.field(cmd, K, P_OID)?;
         let coid_obj = self.field(cmd, K, P_COID)?;
-        for obj in [&oid_obj, &coid_obj] {
-            if let Ok(Ok(text)) = obj.downcast::<PyString>().map(|s| s.to_str()) {
-                self.strs.prefetch(text);
-            }
-        }
+        // the amounts now (reads that cannot fail), while the id table reads started in
+        // `decide` are in flight
+        let amounts = [P_PRICE, P_QTY, P_BUDGET].map(|f| self.dec_slot(cmd, K, f));
         let acc = self.id_field(cmd, K, P_ACC)?;
         let sym = self.id_field(cmd, K, P_SYM)?;
         let oid = self.strs.intern_py(oid_obj.downcast::<PyString>()?)?;
@@ -1395,9 +1461,10 @@ impl Kernel {
         } else if self.used.contains(&oid) {
             rej(R_DUPLICATE_ORDER_ID)
         } else {
-            let price = self.dec_field(cmd, K, P_PRICE)?;
-            let qty = self.dec_field(cmd, K, P_QTY)?;
-            let budget = self.dec_field(cmd, K, P_BUDGET)?;
+            let [price, qty, budget] = amounts;
+            let price = match price { Some(v) => v, None => self.dec_field(cmd, K, P_PRICE)? };
+            let qty = match qty { Some(v) => v, None => self.dec_field(cmd, K, P_QTY)? };
+            let budget = match budget { Some(v) => v, None => self.dec_field(cmd, K, P_BUDGET)? };
             self.validate(acc, sym, side, otype, tif, post_only, price, qty, budget)
         };
         let (ii, price, lots, budget, asset, reserve) = match decided {
@@ -1522,10 +1589,10 @@ impl Kernel {
             low
         };
         let (asset, need) = if is_buy {
-            let need = if budget != 0 { budget } else { lots * inst.buy_unit_cost(price) };
+            let need = if budget != 0 { budget } else { mul(lots, inst.buy_unit_cost(price)) };
             (inst.quote, need)
         } else {
-            (inst.base, lots * inst.bapl)
+            (inst.base, mul(lots, inst.bapl))
         };
         if account.available(asset) < need {
             return rej(R_INSUFFICIENT_FUNDS);
@@ -1618,7 +1685,7 @@ impl Kernel {
             } else {
                 taker.remaining
             };
-            let notional = best * qty * inst.qatpl;
+            let notional = mul(mul(best, qty), inst.qatpl);
             let k = K::Trade {
                 sym: taker.sym,
                 trade_id: self.trade_seq + 1,
@@ -1741,7 +1808,7 @@ impl Kernel {
             if price != order.price && self.books[ii].crosses(order.side, price) {
                 return rej(R_AMEND_WOULD_TAKE);
             }
-            let reserve = if order.side == BUY { lots * inst.buy_unit_cost(price) } else { lots * inst.bapl };
+            let reserve = if order.side == BUY { mul(lots, inst.buy_unit_cost(price)) } else { mul(lots, inst.bapl) };
             let extra = reserve - order.reserved;
             if extra > self.accounts[&order.acc].available(order.asset) {
                 return rej(R_INSUFFICIENT_FUNDS);
@@ -1985,6 +2052,7 @@ impl Kernel {
                 halted: text(raw.get("status"), "status")? == "halted",
                 qatpl: int(g("quote_atoms_per_tick_lot")?, "quote_atoms_per_tick_lot")?,
                 bapl: int(g("base_atoms_per_lot")?, "base_atoms_per_lot")?,
+                band_memo: std::cell::Cell::new(NO_BAND),
             };
             self.inst_idx.insert(sym_id, self.insts.len());
             self.insts.push(inst);

@@ -10,9 +10,12 @@ are checked the same way, including the inputs that take their fallbacks.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+import random
+import sys
 from dataclasses import replace
 from decimal import Decimal
 from itertools import pairwise
@@ -30,6 +33,7 @@ from domain.values import AccountId, Asset, SelfTradePrevention, Symbol
 from tests.unit.domain.factories import (
     ALICE,
     BOB,
+    CAROL,
     USD,
     amend,
     buy,
@@ -364,6 +368,48 @@ def test_repeated_orders_give_back_their_recorded_events_in_both() -> None:
     assert expected.duplicate and list(expected.events) == events
     assert fast2.handle(retry) == expected
     assert fast2.snapshot() == replay.snapshot()
+
+
+def test_a_long_flow_decides_the_same_once_the_kernels_tables_are_large() -> None:
+    """Past a few thousand orders the kernel's id table, records and open-order slab are
+    large blocks with their own mappings (grown in place or moved, freed when the kernel
+    goes): the same decisions, records, snapshot and state as the Python reference."""
+    rng = random.Random(20240601)
+    py = funded_exchange(usd="100000000.00", abc="10000000.00")
+    fast = FastExchange.from_snapshot(py.snapshot())
+    orders = []
+    for i in range(12_000):
+        side = buy if rng.random() < 0.5 else sell
+        price = f"{rng.randint(9_600, 10_400) / 100:.2f}"
+        account = (ALICE, BOB, CAROL)[i % 3]
+        cmd = side(account, price, str(rng.randint(1, 5)), order_id=f"order-{i}")
+        orders.append(replace(cmd, client_order_id=f"client-{i}"))
+    for cmd in orders:
+        assert fast.handle(cmd) == py.handle(cmd), cmd
+    assert fast.state_hash() == py.state_hash()
+    retries = [replace(cmd, command_id=f"retry-{i}") for i, cmd in enumerate(orders[::997])]
+    for cmd in retries:
+        expected = py.handle(cmd)
+        assert expected.duplicate
+        assert fast.handle(cmd) == expected
+    again = FastExchange.from_snapshot(fast.snapshot())
+    assert again.state_hash() == py.state_hash()
+    del fast
+    gc.collect()
+    assert again.handle(orders[5]) == py.handle(orders[5])
+
+
+def test_events_are_built_untracked_and_freed_with_their_outcome() -> None:
+    """Event objects and outcomes hold only immutable values, so the kernel builds them
+    without garbage-collector tracking; they compare and hash like the others, and nothing
+    but the outcome holds them."""
+    py, fast = funded_exchange(), FastExchange.from_snapshot(funded_exchange().snapshot())
+    cmd = sell(BOB, "100.00", "2")
+    got, expected = fast.handle(cmd), py.handle(cmd)
+    assert got == expected and hash(got.events) == hash(expected.events)
+    assert not gc.is_tracked(got) and not any(gc.is_tracked(e) for e in got.events)
+    # held by the outcome's tuple alone (plus the loop variable and the call's argument)
+    assert [sys.getrefcount(e) for e in got.events] == [3, 3]
 
 
 def test_decimals_are_read_from_their_c_layout_on_cpython() -> None:

@@ -122,7 +122,7 @@ async def bench_rebuild(args: argparse.Namespace, dsn: str) -> list[str]:
     say(f"loading {args.events:,} events")
     head = await load_log(dsn, args.events, args.seed)
     storage = PostgresReadModels(dsn)
-    reader = EventStoreSource(dsn, follow=False)
+    reader = EventStoreSource(dsn, follow=False, bare=True)
     await storage.open()
     await reader.open()
     lines = []

@@ -173,8 +173,22 @@ def loads_payload(payload: bytes) -> Any:
         return json.loads(payload)
 
 
-async def read_envelopes(pool: asyncpg.Pool, after: int, limit: int) -> list[Envelope]:
-    """Events after `after`, decoded once (JSON, then the domain's `from_dict`)."""
+# A rebuild needs neither the event id nor the commit time (no projector reads them, and
+# there is no lag to measure): reading only position and payload costs a third less.
+READ_BARE = (
+    "SELECT notification_id, state FROM events "
+    "WHERE notification_id > $1 ORDER BY notification_id LIMIT $2"
+)
+
+
+async def read_envelopes(
+    pool: asyncpg.Pool, after: int, limit: int, *, bare: bool = False
+) -> list[Envelope]:
+    """Events after `after`, decoded once (JSON, then the domain's `from_dict`); `bare`:
+    without event id and commit time (see `READ_BARE`)."""
+    if bare:
+        rows = await pool.fetch(READ_BARE, after, limit)
+        return [Envelope(r[0], None, from_dict(loads_payload(r[1]))) for r in rows]
     rows = await pool.fetch(READ_ENVELOPES, after, limit)
     return [Envelope(r[0], r[1], from_dict(loads_payload(r[2])), r[3]) for r in rows]
 
@@ -209,12 +223,19 @@ class EventStoreSource:
     """Projector source reading the event store directly (used when Kafka is not configured)."""
 
     def __init__(
-        self, dsn: str, *, batch_size: int = 5_000, poll: float = 1.0, follow: bool = True
+        self,
+        dsn: str,
+        *,
+        batch_size: int = 5_000,
+        poll: float = 1.0,
+        follow: bool = True,
+        bare: bool = False,
     ) -> None:
         self.dsn = dsn
         self.batch_size = batch_size
         self.poll = poll
         self.follow = follow
+        self.bare = bare  # envelopes without event id and commit time: for rebuilds
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -232,7 +253,7 @@ class EventStoreSource:
         return self._pool
 
     async def read_envelopes(self, after: int, limit: int) -> list[Envelope]:
-        return await read_envelopes(self.pool, after, limit)
+        return await read_envelopes(self.pool, after, limit, bare=self.bare)
 
     async def batches(self, after: int) -> AsyncIterator[Sequence[Envelope]]:
         wakeup = Wakeup(self.dsn)

@@ -35,7 +35,7 @@ class Envelope(NamedTuple):
     makes a million), and a frozen dataclass's `__init__` costs three times as much."""
 
     position: int
-    event_id: str
+    event_id: str | None  # None when read for a rebuild (no projector needs it)
     event: Event
     recorded_at_us: int | None = None  # commit time (database clock), for lag measurement
 

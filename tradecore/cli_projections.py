@@ -104,7 +104,7 @@ def rebuild(
 
     async def go() -> None:
         storage = PostgresReadModels(settings.dsn)
-        reader = EventStoreSource(settings.dsn, follow=False)
+        reader = EventStoreSource(settings.dsn, follow=False, bare=True)
         await storage.open()
         await reader.open()
         try:

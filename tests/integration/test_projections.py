@@ -104,7 +104,7 @@ async def table_rows(dsn: str, projectors: Sequence[Projector] | None = None) ->
 
 async def rebuild_all(dsn: str) -> None:
     storage = PostgresReadModels(dsn)
-    reader = EventStoreSource(dsn, follow=False)
+    reader = EventStoreSource(dsn, follow=False, bare=True)  # as `tradecore projections rebuild`
     await storage.open()
     await reader.open()
     try:

@@ -45,7 +45,7 @@ from infra.relay import Relay, ensure_topic
 from infra.settings import Settings
 from projections.base import Envelope
 from projections.registry import all_projectors
-from projections.runner import ProjectionRunner, rebuild_all
+from projections.runner import REBUILD_BATCH, ProjectionRunner, rebuild_all
 
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 
@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="what", required=True)
     rb = sub.add_parser("rebuild", help="rebuild every read model from a generated log")
     rb.add_argument("--events", type=int, default=1_000_000)
-    rb.add_argument("--batch", type=int, default=10_000)
+    rb.add_argument("--batch", type=int, default=REBUILD_BATCH)
     rb.add_argument("--each", action="store_true", help="also rebuild each projector alone")
     lg = sub.add_parser("lag", help="commit -> read model lag through Kafka at a fixed rate")
     lg.add_argument("--rate", type=float, default=5_000)

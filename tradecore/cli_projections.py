@@ -85,7 +85,7 @@ def status() -> None:
 @app.command("rebuild")
 def rebuild(
     name: Annotated[str | None, typer.Argument(help="One projector; all when omitted.")] = None,
-    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 10_000,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20_000,  # REBUILD_BATCH
 ) -> None:
     """Empty read models and replay the whole event log into them (stop the runner first).
 

@@ -75,23 +75,22 @@ def insert_sql(table: str, columns: Columns, tail: str = "") -> str:
 def insert_template(table: str, columns: Columns, tail: str = "") -> str:
     """`insert_sql` with relative parameters (`$@1`...), for `write_all`."""
     names = ", ".join(name for name, _ in columns)
-    values = ", ".join(
-        f"timestamptz 'epoch' + {name} * interval '1 microsecond'" if kind == TIME else name
-        for name, kind in columns
-    )
-    arrays = ", ".join(
-        f"(string_to_array(chr(31) || $@{i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
-        for i, (_, kind) in enumerate(columns, 1)
-    )
-    return (
-        f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS u({names}) {tail}"
-    )
+    return f"INSERT INTO {table} ({names}) {_unnested(columns)} {tail}"
 
 
 def update_template(table: str, key: str, columns: Columns) -> str:
     """An UPDATE of whole batches of existing rows, matched on `key` (the first column),
     with the same parameters as `insert_template`: cheaper than an upsert for rows known to
     exist (no speculative insertion into the unique index)."""
+    sets = ", ".join(f"{name} = u.{name}" for name, _ in columns if name != key)
+    return (
+        f"UPDATE {table} AS t SET {sets} FROM ({_unnested(columns)}) AS u WHERE t.{key} = u.{key}"
+    )
+
+
+def _unnested(columns: Columns) -> str:
+    """The rows of a batch as a SELECT: each column one text parameter (`$@n`), split by the
+    server and cast; times converted from integer microseconds."""
     names = ", ".join(name for name, _ in columns)
     values = ", ".join(
         f"timestamptz 'epoch' + {name} * interval '1 microsecond' AS {name}"
@@ -103,11 +102,7 @@ def update_template(table: str, key: str, columns: Columns) -> str:
         f"(string_to_array(chr(31) || $@{i}, chr(31), chr(30)))[2:]::{_SQL_TYPE[kind]}[]"
         for i, (_, kind) in enumerate(columns, 1)
     )
-    sets = ", ".join(f"{name} = u.{name}" for name, _ in columns if name != key)
-    return (
-        f"UPDATE {table} AS t SET {sets} FROM (SELECT {values} FROM unnest({arrays}) "
-        f"AS u({names})) AS u WHERE t.{key} = u.{key}"
-    )
+    return f"SELECT {values} FROM unnest({arrays}) AS u({names})"
 
 
 _RELATIVE = re.compile(r"\$@(\d+)")

@@ -283,13 +283,20 @@ def run_workers(
     label: str,
     unit: str,
     deadline_s: float,
+    shared: Callable[[Any], list[dict[str, Any]]] | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the client processes; give up (and kill them) after `deadline_s`."""
+    """Run the client processes; give up (and kill them) after `deadline_s`. `shared` makes
+    each process's extra arguments (shared memory, queues) from the spawn context;
+    `on_result` sees each result as it arrives."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     progress = ctx.Array("q", len(jobs), lock=False)
+    extra = shared(ctx) if shared is not None else [{} for _ in jobs]
     procs = [
-        ctx.Process(target=target, args=(out, progress, slot), kwargs=job, daemon=True)
+        ctx.Process(
+            target=target, args=(out, progress, slot), kwargs={**job, **extra[slot]}, daemon=True
+        )
         for slot, job in enumerate(jobs)
     ]
     for proc in procs:
@@ -304,6 +311,8 @@ def run_workers(
             raise RuntimeError(f"{label}: the clients did not finish in {deadline_s:.0f} s")
         try:
             results.append(out.get(timeout=2.5))
+            if on_result is not None:
+                on_result(results[-1])
             continue
         except Exception:  # queue.Empty
             pass
@@ -344,7 +353,68 @@ def order_entry_report(
     )
 
 
-def fanout_report(name: str, r: dict[str, Any], subs: int, limit_ms: float) -> tuple[str, bool]:
+def run_fanout_phase(
+    phase: str,
+    ws_url: str,
+    taker: tuple[str, str],
+    subs: int,
+    rate: float,
+    args: argparse.Namespace,
+    budget: float,
+) -> list[dict[str, Any]]:
+    """`--sub-procs` processes share the subscribers; one more process is the taker, which
+    starts once every subscriber process has connected and hands the trades' send times
+    (through the parent) to the subscriber processes, which compute the latencies."""
+    n = max(1, min(args.sub_procs, subs))
+    say(
+        f"  {subs:,} subscribers of trades.BTC-USD in {n} client process(es); the taker in "
+        f"another: {rate:,.0f} IOC orders/s (one trade each) over one /ws socket"
+    )
+    jobs: list[dict[str, Any]] = [
+        dict(
+            ws_url=ws_url,
+            subscribers=subs // n + (k < subs % n),
+            connect_concurrency=max(1, 100 // n),
+        )
+        for k in range(n)
+    ]
+    jobs.append(
+        dict(
+            ws_url=ws_url, taker=taker, rate=rate, warmup=args.warmup, duration=args.duration,
+            deflate=args.ws_deflate, wait_s=max(60.0, subs / 50) + 10,
+        )
+    )  # fmt: skip
+    inboxes: list[Any] = []
+
+    def shared(ctx: Any) -> list[dict[str, Any]]:
+        connected = ctx.Array("b", n, lock=False)
+        inboxes.extend(ctx.Queue() for _ in range(n))
+        return [*(dict(connected=connected, inbox=q) for q in inboxes), dict(connected=connected)]
+
+    def on_result(result: dict[str, Any]) -> None:
+        if result.get("taker"):
+            for inbox in inboxes:
+                inbox.put((result["trade_sent"], result["measure_from"]))
+
+    return run_workers(
+        run_fanout, jobs, phase, "subscribers ready", budget + max(60, subs / 50) + 30,
+        shared=shared, on_result=on_result,
+    )  # fmt: skip
+
+
+def fanout_report(
+    name: str, results: list[dict[str, Any]], subs: int, limit_ms: float
+) -> tuple[str, bool]:
+    taker = next(r for r in results if r.get("taker"))
+    parts = [r for r in results if not r.get("taker")]
+    r = {
+        **taker,
+        "latencies_ns": [x for p in parts for x in p["latencies_ns"]],
+        "expected": taker["trades"] * subs,
+        "held": sum(p["held"] for p in parts),
+        "connect_s": max(p["connect_s"] for p in parts),
+        "closes": {k: v for p in parts for k, v in p["closes"].items()},
+    }
     latencies = sorted(r["latencies_ns"])
     got, expected = len(latencies), r["expected"]
     trades_rate = r["trades"] / max(1e-9, r["offered_s"])
@@ -395,6 +465,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fanout-rate", type=float, default=1000)
     p.add_argument("--held-subs", type=int, default=10_000)
     p.add_argument("--held-rate", type=float, default=10)
+    p.add_argument(
+        "--sub-procs", type=int, default=2, help="client processes sharing the subscribers"
+    )
     p.add_argument("--ws-deflate", action="store_true", help="offer permessage-deflate")
     p.add_argument(
         "--snapshot-every", type=int, default=Settings.model_fields["snapshot_every"].default
@@ -500,24 +573,11 @@ def main(argv: list[str] | None = None) -> None:
                 subs = args.fanout_subs if phase == "fanout" else args.held_subs
                 rate = args.fanout_rate if phase == "fanout" else args.held_rate
                 limit = 20.0 if phase == "fanout" else 100.0
-                say(
-                    f"  {subs:,} subscribers of trades.BTC-USD and the taker in one client "
-                    f"process; {rate:,.0f} IOC orders/s (one trade each) over one /ws socket"
-                )
-                job = dict(
-                    ws_url=ws_url,
-                    taker=(f"{traders[1]}-1", tokens[traders[1]]),
-                    subscribers=subs,
-                    rate=rate,
-                    warmup=args.warmup,
-                    duration=args.duration,
-                    connect_concurrency=100,
-                    deflate=args.ws_deflate,
-                )
-                results = run_workers(
-                    run_fanout, [job], phase, "subscribers ready", budget + max(60, subs / 50)
-                )
-                figure, met = fanout_report(phase, results[0], subs, limit)
+                results = run_fanout_phase(
+                    phase, ws_url, (f"{traders[1]}-1", tokens[traders[1]]), subs, rate, args,
+                    budget,
+                )  # fmt: skip
+                figure, met = fanout_report(phase, results, subs, limit)
             else:
                 raise SystemExit(f"unknown phase {phase!r}")
             time.sleep(0.6)

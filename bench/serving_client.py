@@ -263,6 +263,7 @@ def run_ws_entry(out: Any, progress: Any, slot: int, **kw: Any) -> None:
 # -- fan-out: order accepted -> trade seen by each subscriber ------------------------------------
 
 _TRADE = re.compile(rb'"type":"trade","data":\{[^{}]*?"trade_id":(\d+)')
+_TRADE_MARK = b'"type":"trade"'
 _SNAPSHOT = b'"type":"snapshot"'
 _ERROR = b'"type":"error"'
 _PING = b"\x81\x8d\x00\x00\x00\x00" + b'{"op":"ping"}'  # masked with a zero key: as is
@@ -339,9 +340,17 @@ class _Subscriber(asyncio.Protocol):
             return
         region = memoryview(buf)[:pos]
         sink = self.sink
-        for match in _TRADE.finditer(region):
-            sink.trade_ids.append(int(match[1]))
-            sink.arrivals.append(now)
+        # Under load a read carries many trades, and their ids are consecutive (one symbol,
+        # in order): the first id and the count say which they were, without parsing each.
+        count = buf.count(_TRADE_MARK, 0, pos)
+        if count:
+            first = _TRADE.search(buf, 0, pos)
+            last = _TRADE.search(buf, buf.rfind(_TRADE_MARK, 0, pos), pos)
+            if first and last and int(last[1]) - int(first[1]) + 1 == count:
+                sink.record(int(first[1]), count, now)
+            else:  # not a consecutive run: every id, one by one
+                for match in _TRADE.finditer(region):
+                    sink.record(int(match[1]), 1, now)
         if not self.ready and buf.find(_SNAPSHOT, 0, pos) >= 0:
             self.ready = True
             sink.ready += 1
@@ -352,6 +361,10 @@ class _Subscriber(asyncio.Protocol):
             found = re.search(rb'"code":"([^"]*)"', bytes(buf[at:pos]))
             code = found[1].decode() if found else "?"
             sink.errors[code] = sink.errors.get(code, 0) + 1
+            if not self.ready:  # refused: no snapshot is coming, do not wait for one
+                self.close = f"error {code}"
+                if not self.outcome.done():
+                    self.outcome.set_result(self.close)
         region.release()
         del buf[:pos]
 
@@ -371,10 +384,30 @@ class _Sink:
     """What every subscriber of one process saw."""
 
     def __init__(self) -> None:
-        self.trade_ids = array("q")  # one entry per trade message received, by any subscriber
-        self.arrivals = array("q")  # perf_counter_ns at which the subscriber read it
+        # runs of trade messages read at once by one subscriber: first trade id, how many
+        # (consecutive ids), perf_counter_ns of the read
+        self.firsts = array("q")
+        self.counts = array("q")
+        self.arrivals = array("q")
+        self.delivered = 0
         self.ready = 0
         self.errors: dict[str, int] = {}
+
+    def record(self, first: int, count: int, at: int) -> None:
+        self.firsts.append(first)
+        self.counts.append(count)
+        self.arrivals.append(at)
+        self.delivered += count
+
+    def latencies(self, trade_sent: dict[int, int], measure_from: int) -> array[int]:
+        """Read time - send time of every delivered trade sent after `measure_from`."""
+        out = array("q")
+        for first, count, at in zip(self.firsts, self.counts, self.arrivals, strict=True):
+            for trade_id in range(first, first + count):
+                sent = trade_sent.get(trade_id, -1)
+                if sent >= measure_from:
+                    out.append(at - sent)
+        return out
 
 
 def _masked_text(text: str) -> bytes:
@@ -399,19 +432,18 @@ async def _subscribe(
     return sub
 
 
-async def _fanout(
+async def _subscribers(
     ws_url: str,
-    taker: tuple[str, str],
     subscribers: int,
-    rate: float,
-    warmup: float,
-    duration: float,
     connect_concurrency: int,
-    deflate: bool,
     progress: Any,
     slot: int,
+    connected: Any,
+    inbox: Any,
 ) -> dict[str, Any]:
-    compression = "deflate" if deflate else None
+    """One subscriber process: connect, subscribe, tell the taker (`connected[slot]`), record
+    every trade message read; when the taker's send times arrive in `inbox`, let the last
+    trades land and turn the arrivals into latencies (one clock: CLOCK_MONOTONIC)."""
     url = urlsplit(ws_url)
     host, port, path = url.hostname or "127.0.0.1", url.port or 80, url.path or "/"
     sink = _Sink()
@@ -459,12 +491,56 @@ async def _fanout(
             closes[s.close] = closes.get(s.close, 0) + 1
     connect_s = time.perf_counter() - connect_started
     live = [s for s in subs if s.ready and s.close is None]
+    cpu = _cpu()
+    connected[slot] = 1
 
-    trade_ids, arrivals = sink.trade_ids, sink.arrivals
+    # The taker's send time of every trade, once it has sent its last order.
+    loop = asyncio.get_running_loop()
+    trade_sent, measure_from = await loop.run_in_executor(None, inbox.get)
+    expected_tail = len(trade_sent) * len(live)
+    settle = time.perf_counter() + 5
+    while sink.delivered < expected_tail and time.perf_counter() < settle:
+        await asyncio.sleep(0.05)
+    cpu = _cpu() - cpu
+    for s in live:
+        if s.close is not None:
+            closes[s.close] = closes.get(s.close, 0) + 1
+    held = sum(1 for s in live if s.close is None)
+    sub_pinger.cancel()
+    await asyncio.gather(sub_pinger, return_exceptions=True)
+    for s in subs:
+        if s.transport is not None:
+            s.transport.close()
+    if sink.errors:
+        closes.update({f"error {k}": v for k, v in sink.errors.items()})
+    latencies = sink.latencies(trade_sent, measure_from)
+    return {
+        "latencies_ns": latencies,
+        "closes": closes,
+        "held": held,
+        "connect_s": connect_s,
+        "cpu_s": cpu,
+    }
 
-    # The taker: one authenticated socket, orders sent open loop on a fixed schedule.
+
+async def _taker(
+    ws_url: str,
+    taker: tuple[str, str],
+    rate: float,
+    warmup: float,
+    duration: float,
+    deflate: bool,
+    connected: Any,
+    wait_s: float,
+) -> dict[str, Any]:
+    """The taker process: once every subscriber process is connected (`connected`), one
+    authenticated socket sends IOC buys open loop on a fixed schedule; returns the send
+    time of every trade they made."""
+    give_up = time.perf_counter() + wait_s
+    while not all(connected) and time.perf_counter() < give_up:
+        await asyncio.sleep(0.05)
     account, token = taker
-    placer = await connect_trader(f"{ws_url}?token={token}", compression)
+    placer = await connect_trader(f"{ws_url}?token={token}", "deflate" if deflate else None)
     sent_at: dict[int, int] = {}
     trade_sent: dict[int, int] = {}  # trade_id -> send time of the order that made it
     answered = 0
@@ -510,49 +586,37 @@ async def _fanout(
     deadline = time.perf_counter() + 15
     while sent_at and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
-    # Let the last trades reach every subscriber (or give up after a few seconds).
-    expected_tail = len(trade_sent) * len(live)
-    settle = time.perf_counter() + 5
-    while len(arrivals) < expected_tail and time.perf_counter() < settle:
-        await asyncio.sleep(0.05)
     cpu = _cpu() - cpu
-    for s in live:
-        if s.close is not None:
-            closes[s.close] = closes.get(s.close, 0) + 1
-    held = sum(1 for s in live if s.close is None)
     pinger.cancel()
-    sub_pinger.cancel()
     results_task.cancel()
-    await asyncio.gather(pinger, sub_pinger, results_task, return_exceptions=True)
+    await asyncio.gather(pinger, results_task, return_exceptions=True)
     with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
         await asyncio.wait_for(placer.close(), 5)
-    for s in subs:
-        if s.transport is not None:
-            s.transport.close()
-    if sink.errors:
-        closes.update({f"error {k}": v for k, v in sink.errors.items()})
-
-    measured = {tid for tid, sent in trade_sent.items() if sent >= measure_from}
-    latencies = [
-        arrivals[k] - trade_sent[tid] for k, tid in enumerate(trade_ids) if tid in measured
-    ]
     lag = sorted(loop_lag)
     return {
-        "latencies_ns": latencies,
-        "expected": len(measured) * subscribers,
-        "trades": len(measured),
+        "taker": True,
+        "trade_sent": trade_sent,
+        "measure_from": measure_from,
+        "trades": sum(1 for sent in trade_sent.values() if sent >= measure_from),
         "offered_s": (send_end - measure_from) / 1e9,
         "unanswered": len(sent_at),
         "answered": answered,
         "outcomes": outcomes,
-        "closes": closes,
-        "held": held,
-        "connect_s": connect_s,
         "cpu_s": cpu,
         "send_lag_p99_ms": lag[int(0.99 * (len(lag) - 1))] / 1e6 if lag else 0.0,
     }
 
 
-def run_fanout(out: Any, progress: Any, slot: int, **kw: Any) -> None:
+def run_fanout(
+    out: Any, progress: Any, slot: int, connected: Any, inbox: Any = None, **kw: Any
+) -> None:
+    """A fan-out client process: the taker (`taker=` given) or a share of the subscribers."""
     raise_nofile()
-    out.put(uvloop.run(_fanout(progress=progress, slot=slot, **kw)))
+    if "taker" in kw:
+        out.put(uvloop.run(_taker(connected=connected, **kw)))
+    else:
+        out.put(
+            uvloop.run(
+                _subscribers(progress=progress, slot=slot, connected=connected, inbox=inbox, **kw)
+            )
+        )

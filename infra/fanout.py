@@ -33,7 +33,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ from gateway.ws.channels import (
     Listener,
     parse_channel,
 )
+from infra.auth_store import Coalescer
 
 log = logging.getLogger(__name__)
 
@@ -736,6 +737,7 @@ class RedisLiveFeed:
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._read_snapshots = Coalescer(self._snapshot_batch)
         self.received = 0
         self.error = ""
 
@@ -800,26 +802,41 @@ class RedisLiveFeed:
     async def snapshot(self, channel: Channel) -> ChannelSnapshot | None:
         """The channel's current snapshot and seq (atomically); None for an unknown symbol.
 
+        Reads asked for together share one round trip (`Coalescer`: each answer comes from a
+        read that started after it was asked for, so a subscriber's snapshot never predates
+        its subscription): a storm of subscribers costs a few pipelines, not one each.
         A symbol listed a moment ago may not be published yet (the publisher runs after
         COMMIT, on its own task), so an unknown symbol is asked about again for a second."""
         for attempt in range(UNLISTED_RETRIES + 1):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hgetall(self.key(f"state:{channel.name}"))
-            pipe.hget(self.key("seq"), channel.name)
-            if channel.symbol is not None:
-                pipe.sismember(self.key("symbols"), channel.symbol)
             try:
-                replies = await pipe.execute()
+                found = await self._read_snapshots(channel)
             except (RedisError, OSError) as exc:
                 raise ServiceUnavailable(f"Redis: {type(exc).__name__}: {exc}") from None
-            if channel.symbol is None or replies[2]:
-                break
-            if attempt == UNLISTED_RETRIES:
-                return None
-            await asyncio.sleep(UNLISTED_RETRY_S)
-        state = {k.decode(): v.decode() for k, v in replies[0].items()}
-        seq = 0 if replies[1] is None else int(replies[1])
-        return ChannelSnapshot(channel.name, seq, snapshot_data(channel, state))
+            if found is not None:
+                return found
+            if attempt < UNLISTED_RETRIES:
+                await asyncio.sleep(UNLISTED_RETRY_S)
+        return None
+
+    async def _snapshot_batch(self, channels: Sequence[Channel]) -> list[ChannelSnapshot | None]:
+        """One MULTI/EXEC reading each distinct channel's state, seq and listing once."""
+        distinct = list({c.name: c for c in channels}.values())
+        pipe = self.redis.pipeline(transaction=True)
+        for channel in distinct:
+            pipe.hgetall(self.key(f"state:{channel.name}"))
+            pipe.hget(self.key("seq"), channel.name)
+            pipe.sismember(self.key("symbols"), channel.symbol or "")
+        replies = await pipe.execute()
+        read: dict[str, ChannelSnapshot | None] = {}
+        for i, channel in enumerate(distinct):
+            state_reply, seq_reply, listed = replies[3 * i : 3 * i + 3]
+            if channel.symbol is not None and not listed:
+                read[channel.name] = None
+                continue
+            state = {k.decode(): v.decode() for k, v in state_reply.items()}
+            seq = 0 if seq_reply is None else int(seq_reply)
+            read[channel.name] = ChannelSnapshot(channel.name, seq, snapshot_data(channel, state))
+        return [read[c.name] for c in channels]
 
     # -- the LiveFeed shape for GraphQL ---------------------------------------------------------
 

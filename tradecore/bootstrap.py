@@ -11,7 +11,7 @@ from decimal import Decimal
 import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from commands.core import Core
 from domain.commands import DepositFunds, OpenAccount
@@ -126,6 +126,20 @@ def redis_prefix_for(dsn: str) -> str:
     return "tradecore:" if database is None else f"tradecore:{database}:"
 
 
+REDIS_POOL_SIZE = 64  # per client; callers beyond it wait up to REDIS_POOL_WAIT_S
+REDIS_POOL_WAIT_S = 5.0
+
+
+def bounded_redis(url: str) -> Redis:
+    """A Redis client whose pool waits for a free connection instead of opening one per
+    concurrent caller: a storm of requests must not reach Redis's `maxclients` (or the
+    process's open-files limit, shared with 10,000 sockets) and fail somebody's call."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_S
+    )
+    return Redis(connection_pool=pool)
+
+
 def build_gateway(
     settings: Settings,
     report: Report = lambda _: None,
@@ -142,12 +156,12 @@ def build_gateway(
     own database and Redis keys."""
     dsn = dsn or settings.dsn
     redis_prefix = redis_prefix or redis_prefix_for(dsn)
-    live_redis = Redis.from_url(settings.redis_dsn)  # live fan-out (docs/websocket.md)
+    live_redis = bounded_redis(settings.redis_dsn)  # live fan-out (docs/websocket.md)
     publisher = LivePublisher(live_redis, redis_prefix)
     core = CoreService(dsn, snapshot_every=settings.snapshot_every, on_commit=publisher.on_commit)
     health = SystemHealth(ServiceHealth(settings), core)
     users = PostgresUserDirectory(dsn, hasher=hasher)
-    redis = Redis.from_url(settings.redis_dsn)
+    redis = bounded_redis(settings.redis_dsn)
     services = GatewayServices(
         core=core.core,
         users=users,

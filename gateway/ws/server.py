@@ -79,7 +79,12 @@ class HubStats:
 
 
 class LiveHub:
-    """The WebSocket side of one gateway process: its connections and their limits."""
+    """The WebSocket side of one gateway process: its connections and their limits.
+
+    The hub, not each connection, listens to the feed: one `_Fanout` per channel holds the
+    process's subscribers of it, so a live message costs the feed one delivery however many
+    sockets follow the channel, and the messages of one loop turn reach each steady
+    subscriber as one shared byte string in one transport write."""
 
     def __init__(
         self, feed: LiveChannels, services: GatewayServices, config: WsConfig | None = None
@@ -89,19 +94,56 @@ class LiveHub:
         self.config = config or WsConfig()
         self.stats = HubStats()
         self.connections: set[Connection] = set()
+        self.fanouts: dict[str, _Fanout] = {}
         self._dirty: list[Connection] = []  # connections with frames to write this loop turn
+        self._due: list[_Fanout] = []  # channels with messages to hand out this loop turn
+        self._flushing = False
+
+    async def join(self, connection: Connection, sub: _Subscription) -> None:
+        """`connection` follows `sub`'s channel from now on; returns once messages flow."""
+        name = sub.channel.name
+        fanout = self.fanouts.get(name)
+        if fanout is None:
+            fanout = self.fanouts[name] = _Fanout(self, name)
+        fanout.members[connection] = sub
+        await self.feed.listen(name, fanout)
+
+    async def leave(self, connection: Connection, name: str) -> None:
+        fanout = self.fanouts.get(name)
+        if fanout is None or fanout.members.pop(connection, None) is None:
+            return
+        if not fanout.members:
+            del self.fanouts[name]
+            await self.feed.unlisten(name, fanout)
 
     def schedule(self, connection: Connection) -> None:
         """Write `connection`'s outbox at the end of this loop turn, with everything else
         queued for it meanwhile: one transport write per connection per turn."""
-        if not self._dirty:
+        if not self._dirty and not self._due and not self._flushing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._dirty.append(connection)
 
+    def _fanout_due(self, fanout: _Fanout) -> None:
+        if not self._dirty and not self._due and not self._flushing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._due.append(fanout)
+
     def _flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for connection in dirty:
-            connection.flush()
+        # Channels first: a subscriber that cannot take the shared bytes gets the messages
+        # in its outbox, written below in the same turn.
+        self._flushing = True
+        try:
+            due, self._due = self._due, []
+            for fanout in due:
+                if fanout.flush():  # a pass left to finish, or another to start
+                    self._due.append(fanout)
+            dirty, self._dirty = self._dirty, []
+            for connection in dirty:
+                connection.flush()
+        finally:
+            self._flushing = False
+        if self._due or self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def close_all(self) -> None:
         """Server shutdown: every client is told to go away (code 1001)."""
@@ -109,6 +151,118 @@ class LiveHub:
             *(c.close(CLOSE_GOING_AWAY, "server_shutdown") for c in list(self.connections)),
             return_exceptions=True,
         )
+
+
+FANOUT_CHUNK = 500  # subscribers written per loop turn: the core and the feed run between
+
+
+class _Fanout:
+    """One channel's subscribers in this process: the feed's listener for the channel.
+
+    Messages are collected, then handed out in a pass over the subscribers. A subscriber in
+    the steady state (raw transport writable, nothing queued, no snapshot being read, a
+    channel that is never conflated, and its last seq before the batch) gets the batch's
+    frames as one byte string shared by all of them: one `write`, no per-message work. Any
+    other subscriber gets each message through `Connection.deliver`, as before.
+
+    A pass writes `FANOUT_CHUNK` subscribers per loop turn, so a channel with thousands of
+    subscribers never holds the loop (the core's commits, the feed) for a whole pass.
+    Messages that arrive during a pass go out in the next one: the busier the channel, the
+    more messages share one write (a system call each is the fan-out's floor: see
+    bench/loopback_floor.py), and with a quiet channel a message goes out at once."""
+
+    __slots__ = (
+        "at",
+        "batch",
+        "first",
+        "hub",
+        "last",
+        "members",
+        "name",
+        "pending",
+        "queued",
+        "shared",
+        "todo",
+    )
+
+    def __init__(self, hub: LiveHub, name: str) -> None:
+        self.hub = hub
+        self.name = name
+        self.members: dict[Connection, _Subscription] = {}
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.queued = False  # in the hub's list of channels to hand out
+        # the pass in progress: its messages, their seq range, its subscribers, how far
+        self.batch: list[tuple[str, dict[str, Any]]] = []
+        self.first = self.last = 0
+        self.shared: bytes | None = None
+        self.todo: list[Connection] | None = None
+        self.at = 0
+
+    def deliver(self, channel: str, raw: str, message: dict[str, Any]) -> None:
+        self.pending.append((raw, message))
+        if not self.queued:
+            self.queued = True
+            self.hub._fanout_due(self)
+
+    def reset(self, channel: str) -> None:
+        for connection in list(self.members):
+            connection.reset(channel)
+
+    def flush(self) -> bool:
+        """Write the next chunk of a pass (starting one if needed); True if work is left."""
+        if self.todo is None:
+            if not self.pending or not self.members:
+                self.pending = []
+                self.queued = False
+                return False
+            self.batch, self.pending = self.pending, []
+            self.first, self.last = self.batch[0][1]["seq"], self.batch[-1][1]["seq"]
+            self.shared = None
+            self.todo, self.at = list(self.members), 0
+        todo, members, batch, first, name = (
+            self.todo,
+            self.members,
+            self.batch,
+            self.first,
+            self.name,
+        )
+        end = min(self.at + FANOUT_CHUNK, len(todo))
+        for i in range(self.at, end):
+            connection = todo[i]
+            sub = members.get(connection)
+            if sub is None:
+                continue  # left during the pass
+            raw = connection.raw
+            if (
+                raw is None
+                or sub.conflate
+                or sub.buffer is not None
+                or sub.last_seq >= first
+                or connection.outbox
+                or connection.blocked
+                or connection.closing is not None
+                or not raw.writable.is_set()
+                or not raw.open()
+            ):
+                for text, message in batch:
+                    connection.deliver(name, text, message)
+                continue
+            shared = self.shared
+            if shared is None:
+                shared = self.shared = b"".join([text_frame(text) for text, _ in batch])
+            raw.transport.write(shared)
+            sub.last_seq = self.last
+            if not raw.writable.is_set():  # paused by this write: wait for it to drain
+                connection.blocked = True
+                connection.wake.set()
+        self.at = end
+        if end < len(todo):
+            return True
+        self.todo, self.batch, self.shared = None, [], None
+        if self.pending:
+            return True
+        self.queued = False
+        return False
 
 
 @router.websocket("/ws")
@@ -280,7 +434,7 @@ class Connection:
             await asyncio.gather(reader, beat, writer, *self.tasks, return_exceptions=True)
             for name in list(self.subs):
                 with contextlib.suppress(Exception):
-                    await hub.feed.unlisten(name, self)
+                    await hub.leave(self, name)
             self.subs.clear()
             self.outbox.clear()
             hub.connections.discard(self)
@@ -608,23 +762,23 @@ class Connection:
             sub = _Subscription(channel, conflate=channel.kind in CONFLATED_KINDS, buffer=[])
             self.subs[name] = sub
             try:
-                await self.hub.feed.listen(name, self)
+                await self.hub.join(self, sub)
             except (TimeoutError, ServiceUnavailable) as exc:
                 del self.subs[name]
-                await self.hub.feed.unlisten(name, self)
+                await self.hub.leave(self, name)
                 raise _Refusal("service_unavailable", f"the live feed did not answer: {exc}",
                                {"channel": name}) from None  # fmt: skip
             try:
                 await self._snapshot(sub, ref, announce=True)
             except _Refusal:
                 self.subs.pop(name, None)
-                await self.hub.feed.unlisten(name, self)
+                await self.hub.leave(self, name)
 
     async def _op_unsubscribe(self, ref: Any, message: dict[str, Any]) -> None:
         for name in self._channels(message):
             if self.subs.pop(name, None) is None:
                 raise _Refusal("not_subscribed", f"not subscribed to {name!r}", {"channel": name})
-            await self.hub.feed.unlisten(name, self)
+            await self.hub.leave(self, name)
             if name in self.unsent:
                 del self.unsent[name]
                 self.outbox = deque(item for item in self.outbox if item.channel != name)

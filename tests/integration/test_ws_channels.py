@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -197,3 +199,33 @@ async def test_a_private_channel_asked_for_in_the_same_breath_as_the_connect_is_
                     answers.append(json.loads(await ws.recv()))
             answer = next(a for a in answers if a.get("id") == "s")
             assert answer["type"] == "subscribed", answer
+
+
+async def test_a_storm_of_subscribers_during_trading_shares_snapshot_reads_and_sees_no_gap(
+    gw: LiveGateway,
+) -> None:
+    """40 clients subscribe at once to the book while orders change it: every one gets its
+    snapshot (reads are coalesced: fewer Redis round trips than subscribers) and then every
+    delta after it with no gap, ending on the core's book."""
+    feed = gw.app.state.live.feed
+    batches = 0
+    read = feed._read_snapshots._run
+
+    async def counted(channels: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        return await read(channels)
+
+    feed._read_snapshots._run = counted
+    async with contextlib.AsyncExitStack() as stack:
+        trader = await stack.enter_async_context(follow(gw, "alice"))
+        clients = [await stack.enter_async_context(follow(gw)) for _ in range(40)]
+        prices = [f"2998{i % 10}.00" for i in range(30)]
+        placing = asyncio.gather(*(place(trader, "alice-1", order("buy", p, "1")) for p in prices))
+        for client in clients:
+            await client.send("subscribe", channel="book.BTC-USD")
+        await placing
+        for client in clients:
+            await client.wait_for(lambda c=client: c.books.get("book.BTC-USD") == gw.book())
+    assert all(c.gaps == 0 for c in clients)
+    assert 1 <= batches < 40

@@ -353,6 +353,8 @@ class Core:
         self._queue: deque[tuple[Command, _Waiter]] = deque()
         self._wakeup = asyncio.Event()
         self._inflight: _Commit | None = None
+        # decided while `_inflight` commits: `_commit` starts it once its append is done
+        self._next: tuple[_Decided, list[NewEvent]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.fatal: Exception | None = None
@@ -578,9 +580,20 @@ class Core:
                 stats.events += len(envelopes)
                 if inflight is not None:
                     # Decided while the previous batch was committing; written only after it.
-                    await asyncio.wait((inflight.task,))
-                    self._inflight = None
-                    if await self._settle(inflight, decided):
+                    # The previous commit starts this one as soon as its own append is done,
+                    # before it answers its callers (`_commit`): otherwise the store would
+                    # idle while this thread wakes every caller of the previous batch.
+                    self._next = (decided, envelopes)
+                    try:
+                        await asyncio.wait((inflight.task,))
+                    finally:
+                        self._next = None
+                    chained = self._inflight if self._inflight is not inflight else None
+                    self._inflight = chained
+                    if await self._settle(inflight, decided):  # failed: nothing was chained
+                        continue
+                    if chained is not None:
+                        await asyncio.sleep(0)
                         continue
                 self._inflight = _Commit(
                     decided, asyncio.create_task(self._commit(decided, envelopes))
@@ -659,8 +672,14 @@ class Core:
             self._wakeup.set()
         if recorded:
             self.position = recorded[-1].position
-            if self.on_commit is not None:
-                self.on_commit(recorded)
+        following = self._next
+        if following is not None:
+            # The batch decided on top of this one goes to the store now: its first step
+            # is queued ahead of the wake-ups of this batch's callers.
+            self._next = None
+            self._inflight = _Commit(following[0], asyncio.create_task(self._commit(*following)))
+        if recorded and self.on_commit is not None:
+            self.on_commit(recorded)
         # Positions are consecutive within a commit, in the order the events were decided.
         at = recorded[0].position if recorded else 0
         for future, command, events, duplicate in decided:

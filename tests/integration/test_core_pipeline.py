@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from commands.core import (
     EVENT_NAMESPACE,
     STREAM_NAMESPACE,
+    CommandResult,
     Core,
     Streams,
     canonical_json,
@@ -134,6 +136,59 @@ async def test_a_batch_decided_during_a_failing_commit_is_never_written_and_fail
         assert await store.head() == head
         after = await core.submit(f.buy(f.ALICE, "100.00", "1"))
         assert after.positions[0] == head[0] + 1
+        assert (await verify_log(store)).ok
+    finally:
+        await core.stop()
+        await store.close()
+
+
+class GatedStore(PostgresEventStore):
+    """The real store; notes when each append starts, and holds the first one at a gate."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn)
+        self.log: list[str] = []
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        self.log.append("append")
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            self.entered.set()
+            await gate.wait()
+        return await super().append(events)
+
+
+async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_answered(
+    migrated_database: str,
+) -> None:
+    """The store must not idle while the loop wakes every caller of the batch it just
+    committed: the next decided batch is handed to it first."""
+    store = GatedStore(migrated_database)
+    await store.open()
+    core = Core(store)
+    await core.start("test-core")
+    try:
+        for command in setup_commands():
+            await core.submit(command)
+        store.log.clear()
+        store.gate = gate = asyncio.Event()
+
+        async def submit(name: str, command: Any) -> CommandResult:
+            result = await core.submit(command)
+            store.log.append(f"answered {name}")
+            return result
+
+        first = asyncio.ensure_future(submit("first", f.buy(f.ALICE, "100.00", "1")))
+        await store.entered.wait()  # the first batch is committing ...
+        second = asyncio.ensure_future(submit("second", f.buy(f.ALICE, "100.00", "1")))
+        for _ in range(20):  # ... while the second is decided on top of it
+            await asyncio.sleep(0)
+        gate.set()
+        one, two = await asyncio.gather(first, second)
+        assert store.log[:3] == ["append", "append", "answered first"]
+        assert two.positions[0] == one.positions[-1] + 1
         assert (await verify_log(store)).ok
     finally:
         await core.stop()

@@ -2,8 +2,9 @@
 
 Placing orders is the one request a trading gateway must serve by the thousand per second, and
 FastAPI's routing, dependency solving and middleware layers cost more CPU per order than the
-core deciding it. This ASGI middleware (inside gateway.body.BodyGuard, so bodies are already
-size-capped and free of binary floats) answers a well-formed order itself, with the route's own
+core deciding it. This ASGI middleware stands in front of FastAPI (`gateway.app.GatewayApp`),
+behind gateway.body.BodyGuard (so bodies are already size-capped and free of binary floats),
+and answers a well-formed order itself, with the route's own
 parts: the same token check (`TokenIssuer.decode_access`), revocation check and rate limit
 (`gateway.deps.admit`), body model (`OrderCreate`), command (`submit_order`) and error bodies
 (`gateway.errors.service_error`), so the answer is the one FastAPI would give.

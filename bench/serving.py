@@ -113,16 +113,18 @@ def _machine_busy() -> tuple[float, float]:
 @dataclass
 class CpuSample:
     server: float
+    market_data: float  # the market-data processes' CPU (`--md-procs`), summed
     others: dict[str, dict[int, float]]
     busy: float
     total: float
     wall: float
 
     @classmethod
-    def take(cls, server_pid: int) -> CpuSample:
+    def take(cls, server_pid: int, md_pids: tuple[int, ...] = ()) -> CpuSample:
         busy, total = _machine_busy()
         others = _cpu_by_name(("postgres", "redis-server"))
-        return cls(_proc_cpu(server_pid), others, busy, total, time.monotonic())
+        md = sum(_proc_cpu(pid) for pid in md_pids)
+        return cls(_proc_cpu(server_pid), md, others, busy, total, time.monotonic())
 
     def since(self, before: CpuSample, client_cpu: float) -> str:
         wall = max(1e-9, self.wall - before.wall)
@@ -137,7 +139,12 @@ class CpuSample:
         busy = (self.busy - before.busy) / max(1e-9, self.total - before.total) * cores
         return (
             f"CPU (cores busy over the phase): server {(self.server - before.server) / wall:.2f}, "
-            f"clients {client_cpu / wall:.2f}, postgres (all backends) {pg / wall:.2f}, "
+            + (
+                f"market-data servers {(self.market_data - before.market_data) / wall:.2f}, "
+                if self.market_data
+                else ""
+            )
+            + f"clients {client_cpu / wall:.2f}, postgres (all backends) {pg / wall:.2f}, "
             f"redis {rd / wall:.2f}; whole machine {busy:.2f} of {cores}"
         )
 
@@ -207,12 +214,12 @@ def prepare_market(base: str, traders: list[str], maker_lots: int) -> dict[str, 
 
 
 def start_server(
-    dsn: str, prefix: str, port: int, snapshot_every: int, stats: str
+    dsn: str, prefix: str, port: int, snapshot_every: int, stats: str, *extra: str
 ) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "bench.serving_server", dsn, prefix, str(port),
         "--rate-limit", str(RATE_LIMIT), "--snapshot-every", str(snapshot_every),
-        "--stats", stats,
+        "--stats", stats, *extra,
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
@@ -220,7 +227,8 @@ def start_server(
     if not line.startswith("ready"):
         server.kill()
         raise RuntimeError(f"the gateway did not start (exit {server.wait()})")
-    say(f"gateway: pid {server.pid}, 127.0.0.1:{port}, uvicorn on uvloop, {line[6:]}")
+    kind = "market-data process" if extra else "gateway"
+    say(f"{kind}: pid {server.pid}, 127.0.0.1:{port}, uvicorn on uvloop, {line[6:]}")
     return server
 
 
@@ -356,6 +364,7 @@ def order_entry_report(
 def run_fanout_phase(
     phase: str,
     ws_url: str,
+    sub_url: str,
     taker: tuple[str, str],
     subs: int,
     rate: float,
@@ -366,13 +375,15 @@ def run_fanout_phase(
     starts once every subscriber process has connected and hands the trades' send times
     (through the parent) to the subscriber processes, which compute the latencies."""
     n = max(1, min(args.sub_procs, subs))
+    served_by = f"{args.md_procs} market-data process(es)" if sub_url != ws_url else "the gateway"
     say(
-        f"  {subs:,} subscribers of trades.BTC-USD in {n} client process(es); the taker in "
-        f"another: {rate:,.0f} IOC orders/s (one trade each) over one /ws socket"
+        f"  {subs:,} subscribers of trades.BTC-USD in {n} client process(es), served by "
+        f"{served_by}; the taker in another client process: {rate:,.0f} IOC orders/s (one "
+        "trade each) over one /ws socket to the gateway"
     )
     jobs: list[dict[str, Any]] = [
         dict(
-            ws_url=ws_url,
+            ws_url=sub_url,
             subscribers=subs // n + (k < subs % n),
             connect_concurrency=max(1, 100 // n),
         )
@@ -468,6 +479,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sub-procs", type=int, default=2, help="client processes sharing the subscribers"
     )
+    p.add_argument(
+        "--md-procs", type=int, default=0,
+        help="market-data processes (tradecore market-data) serving the subscribers of the\n"
+        "fanout and held phases on their own port; 0: the gateway serves them",
+    )  # fmt: skip
     p.add_argument("--ws-deflate", action="store_true", help="offer permessage-deflate")
     p.add_argument(
         "--snapshot-every", type=int, default=Settings.model_fields["snapshot_every"].default
@@ -494,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     dsn = create_database(settings, name)
     server = None
+    md_servers: list[subprocess.Popen[str]] = []
     try:
         upgrade(dsn, "head", report=lambda _: None)
         durability = durability_settings(dsn)
@@ -514,6 +531,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         base = f"http://127.0.0.1:{port}"
         ws_url = f"ws://127.0.0.1:{port}/ws"
+        sub_url = ws_url
+        if args.md_procs and {"fanout", "held"} & set(phases):
+            md_port = free_port()
+            for _ in range(args.md_procs):
+                md_servers.append(
+                    start_server(
+                        dsn, prefix, md_port, args.snapshot_every, stats + ".md", "--market-data"
+                    )
+                )
+            sub_url = f"ws://127.0.0.1:{md_port}/ws"
         taker_lots = 0
         if "fanout" in phases:
             taker_lots += int(args.fanout_rate * (args.duration + args.warmup))
@@ -527,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         for phase in phases:
             say()
             time.sleep(0.6)
-            before, core_before = CpuSample.take(server.pid), read_stats(stats)
+            md_pids = tuple(p.pid for p in md_servers)
+            before, core_before = CpuSample.take(server.pid, md_pids), read_stats(stats)
             say(f"[{phase}] starting, load average {load_average()}")
             budget = args.warmup + args.duration + 120  # connecting, draining, reporting
             if phase == "http":
@@ -574,14 +602,14 @@ def main(argv: list[str] | None = None) -> None:
                 rate = args.fanout_rate if phase == "fanout" else args.held_rate
                 limit = 20.0 if phase == "fanout" else 100.0
                 results = run_fanout_phase(
-                    phase, ws_url, (f"{traders[1]}-1", tokens[traders[1]]), subs, rate, args,
-                    budget,
+                    phase, ws_url, sub_url, (f"{traders[1]}-1", tokens[traders[1]]), subs, rate,
+                    args, budget,
                 )  # fmt: skip
                 figure, met = fanout_report(phase, results, subs, limit)
             else:
                 raise SystemExit(f"unknown phase {phase!r}")
             time.sleep(0.6)
-            after, core_after = CpuSample.take(server.pid), read_stats(stats)
+            after, core_after = CpuSample.take(server.pid, md_pids), read_stats(stats)
             say("  " + after.since(before, sum(r["cpu_s"] for r in results)))
             say("  " + core_line(core_before, core_after, after.wall - before.wall))
             if phase in ("http", "ws"):
@@ -598,8 +626,8 @@ def main(argv: list[str] | None = None) -> None:
         for phase, target, figure, met in summary:
             say(f"  {phase:7} target {target:24} {'MET' if met else 'NOT MET':8} {figure}")
     finally:
-        if server is not None:
-            stop_server(server)
+        for each in [*md_servers, *([server] if server is not None else [])]:
+            stop_server(each)
         cleared = clear_redis(settings, prefix)
         if args.keep_db:
             say(f"kept database {name}")

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 
 from gateway.services import GatewayConfig
 from infra.settings import Settings
-from tradecore.bootstrap import build_gateway
+from tradecore.bootstrap import build_gateway, build_market_data, reuse_port_socket
 
 # Log-ins are not what is measured; the production argon2 cost would only slow set-up.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -47,11 +47,18 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=10_000_000)
     parser.add_argument("--snapshot-every", type=int, default=50_000)
     parser.add_argument("--stats", help="write the core's and the hub's counters here, 2/s")
+    parser.add_argument(
+        "--market-data", action="store_true",
+        help="a market-data process (build_market_data: /ws without a core) on a shared port",
+    )  # fmt: skip
     args = parser.parse_args()
     nofile = raise_nofile()
     settings = Settings(
         env="test", demo_market=False, read_side=False, snapshot_every=args.snapshot_every
     )
+    if args.market_data:
+        serve_market_data_process(settings, args, nofile)
+        return
     app = build_gateway(
         settings,
         dsn=args.dsn,
@@ -93,6 +100,26 @@ def main() -> None:
 
     server.startup = startup_then_say_ready  # type: ignore[method-assign]
     server.run()
+
+
+def serve_market_data_process(settings: Settings, args: argparse.Namespace, nofile: int) -> None:
+    app = build_market_data(
+        settings,
+        dsn=args.dsn,
+        redis_prefix=args.prefix,
+        config=GatewayConfig(rate_limit=args.rate_limit, rate_window_s=1),
+    )
+    sock = reuse_port_socket("127.0.0.1", args.port)
+    config = uvicorn.Config(app, loop="uvloop", lifespan="on", log_level="warning", backlog=4096)
+    server = uvicorn.Server(config)
+    startup = server.startup
+
+    async def startup_then_say_ready(sockets: object = None) -> None:
+        await startup(sockets)  # type: ignore[arg-type]
+        print(f"ready market-data nofile={nofile}", flush=True)
+
+    server.startup = startup_then_say_ready  # type: ignore[method-assign]
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
+from typing import Any, cast
 
 import uvicorn
 from argon2 import PasswordHasher
@@ -18,11 +20,11 @@ from domain.commands import DepositFunds, OpenAccount
 from domain.values import AccountId, Asset
 from gateway.app import create_app
 from gateway.health import ComponentHealth
-from gateway.ports import Role
+from gateway.ports import CoreApi, EventLog, IdempotencyStore, RateLimiter, Role, UserDirectory
 from gateway.services import GatewayConfig, GatewayServices
 from gateway.tokens import TokenConfig, TokenIssuer
 from gateway.web import WEB_DIST, mount_web
-from gateway.ws.server import LiveHub
+from gateway.ws.server import LiveHub, WsConfig
 from infra.auth_store import RedisIdempotencyStore, RedisTokenRevocations
 from infra.fanout import LiveHealth, LivePublisher, RedisLiveFeed
 from infra.health import ServiceHealth
@@ -245,6 +247,87 @@ def build_gateway(
     )
     mount_web(app, WEB_DIST)  # last: it adds the catch-all route of the single-page app
     return app
+
+
+class _NotHere:
+    """A port a market-data process does not have; reaching for it is a wiring error."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a market-data process has no {self._what} (asked for {name!r})")
+
+
+def build_market_data(
+    settings: Settings,
+    report: Report = lambda _: None,
+    *,
+    dsn: str | None = None,
+    redis_prefix: str | None = None,
+    config: GatewayConfig | None = None,
+) -> FastAPI:
+    """A market-data process: `/ws` live channels (and `/health`) from the Redis fan-out,
+    without a core. Several of them, beside the gateway, carry subscribers on more cores
+    (`tradecore market-data --procs N`); a command sent to one is refused with a reason.
+    Tokens are checked as by the gateway (signature, expiry, revocation in Redis)."""
+    dsn = dsn or settings.dsn
+    redis_prefix = redis_prefix or redis_prefix_for(dsn)
+    live_redis = bounded_redis(settings.redis_dsn)
+    feed = RedisLiveFeed(live_redis, redis_prefix)
+    redis = bounded_redis(settings.redis_dsn)
+    services = GatewayServices(
+        core=cast(CoreApi, _NotHere("core")),
+        users=cast(UserDirectory, _NotHere("user directory")),
+        revocations=RedisTokenRevocations(redis, redis_prefix),
+        limiter=cast(RateLimiter, _NotHere("rate limiter")),
+        idempotency=cast(IdempotencyStore, _NotHere("idempotency store")),
+        events=cast(EventLog, _NotHere("event log")),
+        tokens=TokenIssuer(TokenConfig(secret=settings.secret_key.get_secret_value())),
+        config=config or GatewayConfig(),
+    )
+    hub = LiveHub(feed, services, WsConfig(commands=False))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await feed.start()
+        try:
+            yield
+        finally:
+            await hub.close_all()
+            await feed.stop()
+            await live_redis.aclose()
+            await redis.aclose()
+
+    return create_app(
+        health=LiveHealth(ServiceHealth(settings), feed),
+        version=__version__,
+        lifespan=lifespan,
+        live=hub,
+    )
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind too (SO_REUSEPORT): the kernel
+    spreads new connections over every process listening on the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_market_data(settings: Settings, host: str, port: int) -> None:
+    """One market-data process on `host:port` (shared with its siblings); until SIGINT/TERM."""
+    sock = reuse_port_socket(host, port)
+    app = build_market_data(settings)
+    server = _Server(
+        uvicorn.Config(app, loop="uvloop", log_level="warning", lifespan="on", backlog=4096)
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
 
 
 async def _seed_demo(

@@ -155,6 +155,45 @@ def serve() -> None:
     run_system(settings, say, start_stack=False, migrate=False)
 
 
+@app.command("market-data")
+def market_data(
+    procs: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: the gateway's port + 1).")
+    ] = None,
+) -> None:
+    """Serve live channels (/ws, no commands) from more processes, beside a running gateway.
+
+    Subscribers connect here instead of to the gateway; the kernel spreads them over the
+    processes (SO_REUSEPORT), each fed by Redis. Commands are refused with a reason."""
+    import multiprocessing
+
+    from infra.stack.base import port_in_use
+    from tradecore.bootstrap import serve_market_data
+
+    settings = settings_or_exit()
+    host, chosen = settings.http_host, port or settings.http_port + 1
+    if port_in_use(host, chosen):
+        raise fail(f"port {chosen} on {host} is taken: stop what runs there or pass --port")
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=serve_market_data, args=(settings, host, chosen), daemon=True)
+        for _ in range(procs)
+    ]
+    for worker in workers:
+        worker.start()
+    say(f"market data: {procs} process(es) on ws://{host}:{chosen}/ws; press Ctrl-C to stop")
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        for worker in workers:
+            worker.join(30)
+    failed = [w.exitcode for w in workers if w.exitcode not in (0, None, -2)]
+    if failed:
+        raise fail(f"a market-data process stopped with exit code {failed[0]}: see the log above")
+
+
 @app.command("simulate")
 def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the order flow (same seed, same flow).")] = 7,

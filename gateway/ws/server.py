@@ -67,6 +67,9 @@ class WsConfig:
     max_outbox_bytes: int = 4 * 1024 * 1024
     max_inflight: int = 256  # commands of one connection being decided at once
     close_timeout_s: float = 5.0
+    # False in a market-data process (no core beside it): command ops are refused with a
+    # reason naming where to send them; everything else is served alike
+    commands: bool = True
 
 
 @dataclass
@@ -796,6 +799,12 @@ class Connection:
     # -- commands ---------------------------------------------------------------------------------
 
     def _trader(self, message: dict[str, Any]) -> tuple[Principal, str, CommandHeaders]:
+        if not self.config.commands:
+            raise _Refusal(
+                "commands_not_served",
+                "this endpoint serves live data only: send commands to the trading gateway's /ws "
+                "or REST API",
+            )
         if self.principal is None:
             raise _Refusal("not_authenticated", "authenticate first (op 'auth' or ?token=)")
         if self.principal.claims.expires_at <= time.time():

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvicorn
 from alembic import command
 from redis.asyncio import Redis
 
 from infra.migrations import alembic_config
 from infra.settings import Settings
 from tests.integration.ws_support import Follower, LiveGateway, follow, serve_gateway
+from tradecore.bootstrap import build_market_data, reuse_port_socket
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +232,44 @@ async def test_a_storm_of_subscribers_during_trading_shares_snapshot_reads_and_s
             await client.wait_for(lambda c=client: c.books.get("book.BTC-USD") == gw.book())
     assert all(c.gaps == 0 for c in clients)
     assert 1 <= batches < 40
+
+
+async def test_a_market_data_process_serves_the_gateways_trades_and_refuses_commands(
+    gw: LiveGateway,
+) -> None:
+    """`tradecore market-data`: another process (here another server on its own port) fed
+    by Redis carries subscribers, private channels included; commands there are refused."""
+    app = build_market_data(Settings(env="test"), dsn=gw.dsn, redis_prefix=gw.prefix)
+    sock = reuse_port_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            assert not serving.done()
+            await asyncio.sleep(0.02)
+        md = dataclasses.replace(gw, base=f"http://127.0.0.1:{sock.getsockname()[1]}")
+        async with follow(md, "alice") as watcher, follow(gw, "bob") as bob:
+            await watcher.send("subscribe", channels=["trades.BTC-USD", "orders"])
+            await watcher.wait_for(lambda: len(watcher.of_type("snapshot")) == 2)
+            await place(bob, "bob-1", order("sell", "30000.00", "1"))
+            await gw.rest(
+                "POST", "/accounts/alice-1/orders", "alice", order("buy", "30000.00", "1")
+            )
+            await watcher.wait_for(lambda: bool(watcher.of_type("trade")))
+            await watcher.wait_for(
+                lambda: any(
+                    m.get("channel") == "orders.alice-1" for m in watcher.of_type("TradeExecuted")
+                )
+            )
+            assert watcher.gaps == 0
+            before = gw.event_count()
+            ref = await watcher.send(
+                "place_order", account_id="alice-1", order=order("buy", "1.00", "1")
+            )
+            refused = await watcher.result(ref)
+            assert refused["type"] == "error" and refused["code"] == "commands_not_served"
+            assert "trading gateway" in refused["message"]
+            assert gw.event_count() == before
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 30)

@@ -293,6 +293,7 @@ def run_workers(
     deadline_s: float,
     shared: Callable[[Any], list[dict[str, Any]]] | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    watch: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the client processes; give up (and kill them) after `deadline_s`. `shared` makes
     each process's extra arguments (shared memory, queues) from the spawn context;
@@ -312,6 +313,7 @@ def run_workers(
     results: list[dict[str, Any]] = []
     started = last = time.monotonic()
     last_count = 0
+    last_cpu = watch() if watch is not None else 0.0
     while len(results) < len(procs):
         if time.monotonic() - started > deadline_s:
             for proc in procs:
@@ -329,9 +331,14 @@ def run_workers(
                 f"{label}: a client process died (exit codes {[p.exitcode for p in procs]})"
             )
         now, count = time.monotonic(), sum(progress)
+        busy = ""
+        if watch is not None:  # the servers' CPU over this interval: the steady state shows
+            cpu = watch()
+            busy = f", servers {(cpu - last_cpu) / (now - last):.2f} cores"
+            last_cpu = cpu
         say(
             f"  {label} {now - started:5.1f} s: {count:,} {unit} "
-            f"({(count - last_count) / (now - last):,.0f}/s), load average {load_average()}"
+            f"({(count - last_count) / (now - last):,.0f}/s){busy}, load average {load_average()}"
         )
         last, last_count = now, count
     for proc in procs:
@@ -370,6 +377,7 @@ def run_fanout_phase(
     rate: float,
     args: argparse.Namespace,
     budget: float,
+    watch: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """`--sub-procs` processes share the subscribers; one more process is the taker, which
     starts once every subscriber process has connected and hands the trades' send times
@@ -409,7 +417,7 @@ def run_fanout_phase(
 
     return run_workers(
         run_fanout, jobs, phase, "subscribers ready", budget + max(60, subs / 50) + 30,
-        shared=shared, on_result=on_result,
+        shared=shared, on_result=on_result, watch=watch,
     )  # fmt: skip
 
 
@@ -555,6 +563,11 @@ def main(argv: list[str] | None = None) -> None:
             say()
             time.sleep(0.6)
             md_pids = tuple(p.pid for p in md_servers)
+            pids = (server.pid, *md_pids)
+
+            def servers_cpu(pids: tuple[int, ...] = pids) -> float:
+                return sum(_proc_cpu(pid) for pid in pids)
+
             before, core_before = CpuSample.take(server.pid, md_pids), read_stats(stats)
             say(f"[{phase}] starting, load average {load_average()}")
             budget = args.warmup + args.duration + 120  # connecting, draining, reporting
@@ -575,7 +588,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"(raw asyncio + httptools), closed loop, resting GTC limit orders, "
                     f"{len(entry)} traders"
                 )
-                results = run_workers(run_http_entry, jobs, phase, "orders", budget)
+                results = run_workers(
+                    run_http_entry, jobs, phase, "orders", budget, watch=servers_cpu
+                )
                 figure, met = order_entry_report(phase, results, args.duration, 5000)
             elif phase == "ws":
                 n = args.ws_procs
@@ -595,7 +610,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {n} client process(es) x {args.ws_sockets} sockets x {args.ws_inflight} "
                     f"place_order in flight, closed loop, resting GTC limit orders"
                 )
-                results = run_workers(run_ws_entry, jobs, phase, "orders", budget)
+                results = run_workers(
+                    run_ws_entry, jobs, phase, "orders", budget, watch=servers_cpu
+                )
                 figure, met = order_entry_report(phase, results, args.duration, 10_000)
             elif phase in ("fanout", "held"):
                 subs = args.fanout_subs if phase == "fanout" else args.held_subs
@@ -603,7 +620,7 @@ def main(argv: list[str] | None = None) -> None:
                 limit = 20.0 if phase == "fanout" else 100.0
                 results = run_fanout_phase(
                     phase, ws_url, sub_url, (f"{traders[1]}-1", tokens[traders[1]]), subs, rate,
-                    args, budget,
+                    args, budget, servers_cpu,
                 )  # fmt: skip
                 figure, met = fanout_report(phase, results, subs, limit)
             else:

@@ -85,14 +85,24 @@ async def current_principal(
 
 async def admit(services: GatewayServices, claims: AccessClaims) -> Principal:
     """The caller of a verified token, unless the token is revoked or the user over its limit."""
-    if await services.revocations.is_revoked(
-        claims.jti, claims.family, claims.user.username, claims.issued_at
-    ):
-        raise unauthorized("token_revoked", "the token was revoked: log in again")
     config = services.config
-    wait = await services.limiter.hit(
-        f"user:{claims.user.username}", config.rate_limit, config.rate_window_s
-    )
+    username = claims.user.username
+    if services.admission is not None:
+        revoked, wait = await services.admission.admit(
+            claims.jti, claims.family, username, claims.issued_at, f"user:{username}",
+            config.rate_limit, config.rate_window_s,
+        )  # fmt: skip
+    else:
+        revoked = await services.revocations.is_revoked(
+            claims.jti, claims.family, username, claims.issued_at
+        )
+        wait = None
+        if not revoked:
+            wait = await services.limiter.hit(
+                f"user:{username}", config.rate_limit, config.rate_window_s
+            )
+    if revoked:
+        raise unauthorized("token_revoked", "the token was revoked: log in again")
     if wait is not None:
         raise ApiError(
             429,

@@ -73,6 +73,25 @@ class TokenRevocations(Protocol):
         ...
 
 
+class Admission(Protocol):
+    """A token's revocation check and its user's rate-limit hit in one step (optional: the
+    gateway otherwise asks `TokenRevocations` and `RateLimiter` in turn, with the same
+    answers)."""
+
+    async def admit(
+        self,
+        jti: str,
+        family: str | None,
+        username: str,
+        issued_at: int,
+        rate_key: str,
+        limit: int,
+        window_s: int,
+    ) -> tuple[bool, int | None]:
+        """(revoked, seconds to wait or None); a revoked token's request is not counted."""
+        ...
+
+
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_s: int) -> int | None:
         """Count one request; None if within ``limit`` per window, else seconds to wait."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from gateway.body import DEFAULT_MAX_BODY
 from gateway.ports import (
+    Admission,
     CoreApi,
     EventLog,
     IdempotencyStore,
@@ -46,3 +47,6 @@ class GatewayServices:
     config: GatewayConfig = field(default_factory=GatewayConfig)
     clock_ns: Callable[[], int] = time.time_ns
     new_command_id: Callable[[], str] = _new_command_id
+    # revocation check + rate-limit hit in one round trip; without it, `revocations` and
+    # `limiter` are asked in turn (same answers)
+    admission: Admission | None = None

@@ -25,6 +25,7 @@ from gateway.services import GatewayConfig, GatewayServices
 from gateway.tokens import TokenConfig, TokenIssuer
 from gateway.web import WEB_DIST, mount_web
 from gateway.ws.server import LiveHub, WsConfig
+from infra.admission import RedisAdmission
 from infra.auth_store import RedisIdempotencyStore, RedisTokenRevocations
 from infra.fanout import LiveHealth, LivePublisher, RedisLiveFeed
 from infra.health import ServiceHealth
@@ -169,6 +170,7 @@ def build_gateway(
         users=users,
         revocations=RedisTokenRevocations(redis, redis_prefix),
         limiter=RedisRateLimiter(redis, redis_prefix),
+        admission=RedisAdmission(redis, redis_prefix),
         idempotency=RedisIdempotencyStore(redis, redis_prefix),
         events=core.store,
         tokens=TokenIssuer(TokenConfig(secret=settings.secret_key.get_secret_value())),

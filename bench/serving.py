@@ -103,6 +103,22 @@ def _cpu_by_name(names: tuple[str, ...]) -> dict[str, dict[int, float]]:
     return out
 
 
+def _children_cpu(parents: set[int]) -> dict[int, float]:
+    """CPU seconds of each live child of `parents` (the gateway's publisher process)."""
+    out: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) in parents:
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 def _machine_busy() -> tuple[float, float]:
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
@@ -114,6 +130,7 @@ def _machine_busy() -> tuple[float, float]:
 class CpuSample:
     server: float
     market_data: float  # the market-data processes' CPU (`--md-procs`), summed
+    children: dict[int, float]  # the gateway's children (its publisher process), by pid
     others: dict[str, dict[int, float]]
     busy: float
     total: float
@@ -124,7 +141,11 @@ class CpuSample:
         busy, total = _machine_busy()
         others = _cpu_by_name(("postgres", "redis-server"))
         md = sum(_proc_cpu(pid) for pid in md_pids)
-        return cls(_proc_cpu(server_pid), md, others, busy, total, time.monotonic())
+        children = _children_cpu({server_pid})
+        return cls(_proc_cpu(server_pid), md, children, others, busy, total, time.monotonic())
+
+    def children_since(self, before: CpuSample) -> float:
+        return sum(cpu - before.children.get(pid, 0.0) for pid, cpu in self.children.items())
 
     def since(self, before: CpuSample, client_cpu: float) -> str:
         wall = max(1e-9, self.wall - before.wall)
@@ -139,6 +160,11 @@ class CpuSample:
         busy = (self.busy - before.busy) / max(1e-9, self.total - before.total) * cores
         return (
             f"CPU (cores busy over the phase): server {(self.server - before.server) / wall:.2f}, "
+            + (
+                f"its publisher process {self.children_since(before) / wall:.2f}, "
+                if self.children
+                else ""
+            )
             + (
                 f"market-data servers {(self.market_data - before.market_data) / wall:.2f}, "
                 if self.market_data
@@ -632,9 +658,11 @@ def main(argv: list[str] | None = None) -> None:
             if phase in ("http", "ws"):
                 commands = max(1, core_after["commands"] - core_before["commands"])
                 per_command = 1e6 * (after.server - before.server) / commands
+                publishing = 1e6 * after.children_since(before) / commands
                 say(
                     f"  server CPU per order: {per_command:,.0f} µs "
                     "(the figure least moved by other jobs on the machine)"
+                    + (f"; its publisher process {publishing:,.0f} µs" if publishing else "")
                 )
             summary.append((phase, TARGETS[phase], figure, met))
 

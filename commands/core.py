@@ -353,6 +353,7 @@ class Core:
         self._queue: deque[tuple[Command, _Waiter]] = deque()
         self._wakeup = asyncio.Event()
         self._inflight: _Commit | None = None
+        self._at_rest: list[Callable[[], None]] = []  # see `call_at_rest`
         # decided while `_inflight` commits: `_commit` starts it once its append is done
         self._next: tuple[_Decided, list[NewEvent]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -538,6 +539,12 @@ class Core:
                     self._inflight = None
                     await self._settle(inflight, None)
                     continue
+                if self._at_rest:
+                    if inflight is not None:  # let it land: memory = the committed log
+                        await asyncio.wait((inflight.task,))
+                        continue  # settled at the top of the loop
+                    self._run_at_rest()
+                    continue
                 if not self._queue or self._stopping:
                     if self._stopping:
                         if inflight is not None:
@@ -711,6 +718,20 @@ class Core:
             if not future.done():
                 future.set_exception(exc)
         return True
+
+    def call_at_rest(self, fn: Callable[[], None]) -> None:
+        """Run `fn` in the sequencer once no batch is in flight, before the next is decided:
+        the exchange in memory then equals the committed log (e.g. to seed a replica)."""
+        self._at_rest.append(fn)
+        self._wakeup.set()
+
+    def _run_at_rest(self) -> None:
+        calls, self._at_rest = self._at_rest, []
+        for fn in calls:
+            try:
+                fn()
+            except Exception:
+                log.exception("a call at rest failed; the core decides on")
 
     def _fail(self, batch: Sequence[tuple[Command, _Waiter]], exc: BaseException) -> None:
         for _, future in batch:

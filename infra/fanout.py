@@ -35,7 +35,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -510,7 +510,13 @@ class LivePublisher:
     async def start(self, exchange: Any, alerts: Iterable[Any] = ()) -> None:
         """Seed from the recovered core (call right after `core.start`, before commands);
         `alerts`: the core's alerts (`core.alerts.alerts.values()`)."""
-        self.state.seed(exchange, alerts)
+        state = LiveState()
+        state.seed(exchange, alerts)
+        await self.start_seeded(state)
+
+    async def start_seeded(self, state: LiveState) -> None:
+        """Start from a state seeded elsewhere (infra.publisher_process sends one over)."""
+        self.state = state
         self._seeded = True
         try:
             stored = await self.redis.hgetall(self.key("seq"))
@@ -949,10 +955,14 @@ class _QueueListener:
         return self.items.popleft()
 
 
+class HasHealth(Protocol):
+    def health(self) -> ComponentHealth: ...
+
+
 class LiveHealth:
     """The gateway's health plus the live publisher's and feed's."""
 
-    def __init__(self, inner: HealthProbe, *parts: LivePublisher | RedisLiveFeed) -> None:
+    def __init__(self, inner: HealthProbe, *parts: HasHealth) -> None:
         self.inner = inner
         self.parts = parts
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # The core, and the demo market that `tradecore up` drives it with.
     snapshot_every: int = 500_000
+    # the live publisher in its own process (off the order-entry loop) or in the gateway's
+    live_publisher: Literal["process", "inline"] = "process"
     demo_market: bool = True
     demo_rate: float = 100.0
     demo_seed: int = 7

@@ -30,6 +30,7 @@ from infra.auth_store import RedisIdempotencyStore, RedisTokenRevocations
 from infra.fanout import LiveHealth, LivePublisher, RedisLiveFeed
 from infra.health import ServiceHealth
 from infra.migrations import upgrade
+from infra.publisher_process import ProcessPublisher
 from infra.ratelimit import RedisRateLimiter
 from infra.settings import Settings
 from infra.stack import Stack, StackError
@@ -160,7 +161,13 @@ def build_gateway(
     dsn = dsn or settings.dsn
     redis_prefix = redis_prefix or redis_prefix_for(dsn)
     live_redis = bounded_redis(settings.redis_dsn)  # live fan-out (docs/websocket.md)
-    publisher = LivePublisher(live_redis, redis_prefix)
+    publisher: LivePublisher | ProcessPublisher
+    if settings.live_publisher == "process":  # off the order-entry loop (infra.publisher_process)
+        publisher = ProcessPublisher(
+            settings.redis_dsn, redis_prefix, at_rest=lambda fn: core.core.call_at_rest(fn)
+        )
+    else:
+        publisher = LivePublisher(live_redis, redis_prefix)
     core = CoreService(dsn, snapshot_every=settings.snapshot_every, on_commit=publisher.on_commit)
     health = SystemHealth(ServiceHealth(settings), core)
     users = PostgresUserDirectory(dsn, hasher=hasher)
@@ -191,7 +198,10 @@ def build_gateway(
             health.core_error = f"the core did not start: {exc}"
             report(f"warning: {health.core_error}; serving without it")
         if core.started:  # seeded from the recovered core before any command is decided
-            await publisher.start(core.core.exchange, core.core.alerts.alerts.values())
+            try:
+                await publisher.start(core.core.exchange, core.core.alerts.alerts.values())
+            except Exception as exc:
+                report(f"warning: live market data is not published: {exc}")
             alerts = AlertService(dsn, core.core, report)
             try:
                 await alerts.start()
@@ -247,6 +257,7 @@ def build_gateway(
         graphql=graphql,
         live=hub,
     )
+    app.state.publisher = publisher
     mount_web(app, WEB_DIST)  # last: it adds the catch-all route of the single-page app
     return app
 

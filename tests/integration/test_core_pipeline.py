@@ -195,6 +195,35 @@ async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_an
         await store.close()
 
 
+async def test_a_call_at_rest_waits_for_the_batch_in_flight_and_runs_before_the_next(
+    migrated_database: str,
+) -> None:
+    store = GatedStore(migrated_database)
+    await store.open()
+    core = Core(store)
+    await core.start("test-core")
+    try:
+        for command in setup_commands():
+            await core.submit(command)
+        store.log.clear()
+        store.gate = gate = asyncio.Event()
+        first = asyncio.ensure_future(core.submit(f.buy(f.ALICE, "100.00", "1")))
+        await store.entered.wait()  # the first batch is committing
+        seen: list[int] = []
+        core.call_at_rest(lambda: (store.log.append("at rest"), seen.append(core.position)))
+        second = asyncio.ensure_future(core.submit(f.buy(f.ALICE, "100.00", "1")))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert "at rest" not in store.log  # not while a batch is in flight
+        gate.set()
+        one, _ = await asyncio.gather(first, second)
+        assert store.log[:3] == ["append", "at rest", "append"]
+        assert seen == [one.positions[-1]]  # memory equalled the log up to the first batch
+    finally:
+        await core.stop()
+        await store.close()
+
+
 async def test_many_concurrent_clients_get_gap_free_positions_in_the_order_they_were_decided(
     store: PostgresEventStore,
 ) -> None:

@@ -86,11 +86,16 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(dsn: str, **ws_config: Any) -> AsyncIterator[LiveGateway]:
-    """build_gateway on `dsn` behind a real uvicorn, one instrument, alice-1 and bob-1 funded."""
+async def serve_gateway(
+    dsn: str, live_publisher: str = "process", **ws_config: Any
+) -> AsyncIterator[LiveGateway]:
+    """build_gateway on `dsn` behind a real uvicorn, one instrument, alice-1 and bob-1 funded;
+    `live_publisher`: "process" (the default) or "inline"."""
     from gateway.ws.server import WsConfig
 
-    settings = Settings(env="test", demo_market=False, read_side=False)
+    settings = Settings(
+        env="test", demo_market=False, read_side=False, live_publisher=live_publisher
+    )
     prefix = f"test:{uuid.uuid4().hex}:"
     app = build_gateway(
         settings,

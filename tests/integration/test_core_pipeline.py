@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -160,18 +161,28 @@ class GatedStore(PostgresEventStore):
         return await super().append(events)
 
 
-async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_answered(
-    migrated_database: str,
-) -> None:
-    """The store must not idle while the loop wakes every caller of the batch it just
-    committed: the next decided batch is handed to it first."""
-    store = GatedStore(migrated_database)
+@contextlib.asynccontextmanager
+async def set_up_core(store: PostgresEventStore) -> AsyncIterator[Core]:
+    """A started core on `store` with the test accounts and instrument, stopped after."""
     await store.open()
     core = Core(store)
     await core.start("test-core")
     try:
         for command in setup_commands():
             await core.submit(command)
+        yield core
+    finally:
+        await core.stop()
+        await store.close()
+
+
+async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_answered(
+    migrated_database: str,
+) -> None:
+    """The store must not idle while the loop wakes every caller of the batch it just
+    committed: the next decided batch is handed to it first."""
+    store = GatedStore(migrated_database)
+    async with set_up_core(store) as core:
         store.log.clear()
         store.gate = gate = asyncio.Event()
 
@@ -190,21 +201,13 @@ async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_an
         assert store.log[:3] == ["append", "append", "answered first"]
         assert two.positions[0] == one.positions[-1] + 1
         assert (await verify_log(store)).ok
-    finally:
-        await core.stop()
-        await store.close()
 
 
 async def test_a_call_at_rest_waits_for_the_batch_in_flight_and_runs_before_the_next(
     migrated_database: str,
 ) -> None:
     store = GatedStore(migrated_database)
-    await store.open()
-    core = Core(store)
-    await core.start("test-core")
-    try:
-        for command in setup_commands():
-            await core.submit(command)
+    async with set_up_core(store) as core:
         store.log.clear()
         store.gate = gate = asyncio.Event()
         first = asyncio.ensure_future(core.submit(f.buy(f.ALICE, "100.00", "1")))
@@ -219,9 +222,6 @@ async def test_a_call_at_rest_waits_for_the_batch_in_flight_and_runs_before_the_
         one, _ = await asyncio.gather(first, second)
         assert store.log[:3] == ["append", "at rest", "append"]
         assert seen == [one.positions[-1]]  # memory equalled the log up to the first batch
-    finally:
-        await core.stop()
-        await store.close()
 
 
 async def test_many_concurrent_clients_get_gap_free_positions_in_the_order_they_were_decided(

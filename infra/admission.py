@@ -11,7 +11,6 @@ token is not counted, as before.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -19,7 +18,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from gateway import jsontext
-from infra.auth_store import Coalescer, guarded
+from infra.auth_store import Coalescer, guarded, revocation_keys
+from infra.ratelimit import Window
 
 # ARGV[1]: [[jti key, user key, family key or "", issued_at, rate key, window_s], ...].
 # Returns, per request, -1 if revoked, else the count its hit made in its window.
@@ -66,21 +66,17 @@ class RedisAdmission:
     ) -> tuple[bool, int | None]:
         """(revoked, seconds to wait or None): the token's revocation check and, if it
         stands, one hit of `rate_key`'s limit of `limit` per `window_s`."""
-        p = self.prefix
-        now = self.clock()
-        window = int(now // window_s)
+        window = Window(self.prefix, rate_key, window_s, self.clock())
+        jti_key, user_key, *family_key = revocation_keys(self.prefix, jti, username, family)
         count = await self._admit(
             [
-                f"{p}rev:jti:{jti}", f"{p}rev:user:{username}",
-                "" if family is None else f"{p}rev:fam:{family}", str(issued_at),
-                f"{p}rl:{rate_key}:{window}", str(window_s),
+                jti_key, user_key, family_key[0] if family_key else "", str(issued_at),
+                window.name, str(window_s),
             ]
         )  # fmt: skip
         if count < 0:
             return True, None
-        if count <= limit:
-            return False, None
-        return False, max(1, math.ceil((window + 1) * window_s - now))
+        return False, window.wait(count, limit)
 
     async def _admit_batch(self, batch: Sequence[list[str]]) -> list[int]:
         async def run() -> Any:

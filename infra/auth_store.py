@@ -97,6 +97,15 @@ class Coalescer(Generic[I, T]):
                 self._pending = []
 
 
+def revocation_keys(prefix: str, jti: str, username: str, family: str | None) -> list[str]:
+    """The keys that revoke a token: its own, its user's stamp, its refresh family's (if
+    any), in that order (also read by infra.admission)."""
+    keys = [f"{prefix}rev:jti:{jti}", f"{prefix}rev:user:{username}"]
+    if family is not None:
+        keys.append(f"{prefix}rev:fam:{family}")
+    return keys
+
+
 class RedisTokenRevocations:
     def __init__(self, redis: Redis, prefix: str = "tradecore:") -> None:
         self.redis = redis
@@ -124,9 +133,7 @@ class RedisTokenRevocations:
         await guarded(lambda: self.redis.set(self._k("rev", "user", username), stamp, ex=ttl_s))
 
     async def is_revoked(self, jti: str, family: str | None, username: str, issued_at: int) -> bool:
-        keys = [self._k("rev", "jti", jti), self._k("rev", "user", username)]
-        if family is not None:
-            keys.append(self._k("rev", "fam", family))
+        keys = revocation_keys(self.prefix, jti, username, family)
         values = await self._check(keys)
         jti_hit, user_stamp, *family_hit = values
         if jti_hit is not None or any(v is not None for v in family_hit):

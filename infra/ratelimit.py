@@ -16,6 +16,25 @@ from redis.asyncio import Redis
 from infra.auth_store import Coalescer, guarded
 
 
+class Window:
+    """The fixed window `now` falls in, for `key`: its counter's name, and how long a hit
+    over the limit waits for the next window (also used by infra.admission)."""
+
+    __slots__ = ("name", "now", "number", "window_s")
+
+    def __init__(self, prefix: str, key: str, window_s: int, now: float) -> None:
+        self.window_s = window_s
+        self.now = now
+        self.number = int(now // window_s)
+        self.name = f"{prefix}rl:{key}:{self.number}"
+
+    def wait(self, count: int, limit: int) -> int | None:
+        """None if the window's `count`-th hit is within `limit`, else seconds to wait."""
+        if count <= limit:
+            return None
+        return max(1, math.ceil((self.number + 1) * self.window_s - self.now))
+
+
 class RedisRateLimiter:
     def __init__(
         self, redis: Redis, prefix: str = "tradecore:", clock: Callable[[], float] = time.time
@@ -26,12 +45,8 @@ class RedisRateLimiter:
         self._count = Coalescer(self._count_batch)
 
     async def hit(self, key: str, limit: int, window_s: int) -> int | None:
-        now = self.clock()
-        window = int(now // window_s)
-        count = await self._count((f"{self.prefix}rl:{key}:{window}", window_s))
-        if count <= limit:
-            return None
-        return max(1, math.ceil((window + 1) * window_s - now))
+        window = Window(self.prefix, key, window_s, self.clock())
+        return window.wait(await self._count((window.name, window_s)), limit)
 
     async def _count_batch(self, hits: Sequence[tuple[str, int]]) -> list[int]:
         """The count each hit of the batch makes, in order; one MULTI/EXEC for them all."""

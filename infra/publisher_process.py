@@ -79,6 +79,7 @@ class ProcessPublisher:
         self._proc: asyncio.subprocess.Process | None = None
         self._stdin: asyncio.StreamWriter | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._respawning: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
         self._ready: asyncio.Future[None] | None = None
         self._accepting = False  # the child is ready and `_waiting` went out before it
         self._waiting: list[bytes] = []  # frames for a child still starting
@@ -183,7 +184,7 @@ class ProcessPublisher:
             state = self._seed()
             self._reseeding = False  # batches from here on queue for the new child
             self.restarts += 1
-            asyncio.get_running_loop().create_task(self._respawn(state))
+            self._respawning = asyncio.get_running_loop().create_task(self._respawn(state))
 
         self.at_rest(seed_at_rest)
 

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import resource
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -77,7 +78,6 @@ def main() -> None:
         timeout_keep_alive=60,
     )
     server = uvicorn.Server(config)
-    startup = server.startup
 
     async def write_stats(path: str) -> None:
         core, hub = app.state.services.core, app.state.live
@@ -90,16 +90,28 @@ def main() -> None:
             os.replace(path + ".tmp", path)
             await asyncio.sleep(0.5)
 
-    async def startup_then_say_ready(sockets: object = None) -> None:
-        await startup(sockets)  # type: ignore[arg-type]
-        if args.stats:
-            background.add(asyncio.get_running_loop().create_task(write_stats(args.stats)))
-        print(f"ready http={http_implementation()} nofile={nofile}", flush=True)
-
     background: set[asyncio.Task[None]] = set()
 
-    server.startup = startup_then_say_ready  # type: ignore[method-assign]
+    def started() -> None:
+        if args.stats:
+            background.add(asyncio.get_running_loop().create_task(write_stats(args.stats)))
+
+    say_ready_once_started(server, f"ready http={http_implementation()} nofile={nofile}", started)
     server.run()
+
+
+def say_ready_once_started(
+    server: uvicorn.Server, line: str, started: Callable[[], None] = lambda: None
+) -> None:
+    """Print `line` (what bench/serving.py waits for) once uvicorn listens, after `started`."""
+    startup = server.startup
+
+    async def startup_then_say_ready(sockets: object = None) -> None:
+        await startup(sockets)  # type: ignore[arg-type]
+        started()
+        print(line, flush=True)
+
+    server.startup = startup_then_say_ready  # type: ignore[method-assign]
 
 
 def serve_market_data_process(settings: Settings, args: argparse.Namespace, nofile: int) -> None:
@@ -112,13 +124,7 @@ def serve_market_data_process(settings: Settings, args: argparse.Namespace, nofi
     sock = reuse_port_socket("127.0.0.1", args.port)
     config = uvicorn.Config(app, loop="uvloop", lifespan="on", log_level="warning", backlog=4096)
     server = uvicorn.Server(config)
-    startup = server.startup
-
-    async def startup_then_say_ready(sockets: object = None) -> None:
-        await startup(sockets)  # type: ignore[arg-type]
-        print(f"ready market-data nofile={nofile}", flush=True)
-
-    server.startup = startup_then_say_ready  # type: ignore[method-assign]
+    say_ready_once_started(server, f"ready market-data nofile={nofile}")
     server.run(sockets=[sock])
 
 

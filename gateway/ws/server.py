@@ -122,14 +122,17 @@ class LiveHub:
     def schedule(self, connection: Connection) -> None:
         """Write `connection`'s outbox at the end of this loop turn, with everything else
         queued for it meanwhile: one transport write per connection per turn."""
-        if not self._dirty and not self._due and not self._flushing:
-            asyncio.get_running_loop().call_soon(self._flush)
+        self._wake()
         self._dirty.append(connection)
 
     def _fanout_due(self, fanout: _Fanout) -> None:
+        self._wake()
+        self._due.append(fanout)
+
+    def _wake(self) -> None:
+        """One `_flush` at the end of this loop turn for whatever gets queued meanwhile."""
         if not self._dirty and not self._due and not self._flushing:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._due.append(fanout)
 
     def _flush(self) -> None:
         # Channels first: a subscriber that cannot take the shared bytes gets the messages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -81,16 +82,26 @@ class FailingOnce(PostgresEventStore):
         return await super().append(events)
 
 
-async def test_a_failed_commit_fails_the_whole_batch_and_leaves_state_as_before(
-    migrated_database: str,
-) -> None:
-    store = FailingOnce(migrated_database)
+@contextlib.asynccontextmanager
+async def set_up_core(store: PostgresEventStore) -> AsyncIterator[Core]:
+    """A started core on `store` with the test accounts and instrument, stopped after."""
     await store.open()
     core = Core(store)
     await core.start("test-core")
     try:
         for command in setup_commands():
             await core.submit(command)
+        yield core
+    finally:
+        await core.stop()
+        await store.close()
+
+
+async def test_a_failed_commit_fails_the_whole_batch_and_leaves_state_as_before(
+    migrated_database: str,
+) -> None:
+    store = FailingOnce(migrated_database)
+    async with set_up_core(store) as core:
         await core.submit(f.sell(f.BOB, "100.00", "2"))
         before, head = core.state_hash(), await store.head()
         store.fail_next = True
@@ -104,9 +115,6 @@ async def test_a_failed_commit_fails_the_whole_batch_and_leaves_state_as_before(
         assert await store.head() == head
         after = await core.submit(f.buy(f.ALICE, "100.00", "1"))
         assert after.positions[0] == head[0] + 1
-    finally:
-        await core.stop()
-        await store.close()
 
 
 async def test_a_restarted_core_rebuilds_the_same_state_from_snapshot_and_from_zero(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -29,7 +28,7 @@ from domain.exchange import Exchange
 from domain.values import AccountId, Reason
 from infra.audit import verify_log
 from infra.eventstore import LogGap, PostgresEventStore
-from tests.integration.test_core import setup_commands
+from tests.integration.test_core import set_up_core, setup_commands
 from tests.unit.domain import factories as f
 from tradecore.simulator import MarketSimulator
 
@@ -114,12 +113,7 @@ async def test_a_batch_decided_during_a_failing_commit_is_never_written_and_fail
     migrated_database: str,
 ) -> None:
     store = SlowThenFailing(migrated_database)
-    await store.open()
-    core = Core(store)
-    await core.start("test-core")
-    try:
-        for command in setup_commands():
-            await core.submit(command)
+    async with set_up_core(store) as core:
         await core.submit(f.sell(f.BOB, "100.00", "2"))
         before, head = core.state_hash(), await store.head()
         appends_before = len(store.appends)
@@ -138,9 +132,6 @@ async def test_a_batch_decided_during_a_failing_commit_is_never_written_and_fail
         after = await core.submit(f.buy(f.ALICE, "100.00", "1"))
         assert after.positions[0] == head[0] + 1
         assert (await verify_log(store)).ok
-    finally:
-        await core.stop()
-        await store.close()
 
 
 class GatedStore(PostgresEventStore):
@@ -159,21 +150,6 @@ class GatedStore(PostgresEventStore):
             self.entered.set()
             await gate.wait()
         return await super().append(events)
-
-
-@contextlib.asynccontextmanager
-async def set_up_core(store: PostgresEventStore) -> AsyncIterator[Core]:
-    """A started core on `store` with the test accounts and instrument, stopped after."""
-    await store.open()
-    core = Core(store)
-    await core.start("test-core")
-    try:
-        for command in setup_commands():
-            await core.submit(command)
-        yield core
-    finally:
-        await core.stop()
-        await store.close()
 
 
 async def test_the_batch_decided_on_top_goes_to_the_store_before_the_first_is_answered(

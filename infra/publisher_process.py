@@ -40,6 +40,7 @@ from redis.asyncio import Redis
 from commands.ports import RecordedEvent
 from gateway.health import ComponentHealth
 from infra.fanout import LivePublisher, LiveState
+from projections.runner import SERVING_GC_THRESHOLD, fewer_collections
 
 log = logging.getLogger(__name__)
 
@@ -266,10 +267,11 @@ async def _child(redis_url: str, prefix: str) -> None:
 
     reporting = asyncio.create_task(report())
     try:
-        while (body := await frame()) is not None:
-            batch = [_Record(_Event(kind, payload), position)
-                     for position, kind, payload in pickle.loads(body)]  # fmt: skip
-            publisher.on_commit(cast(list[RecordedEvent], batch))
+        with fewer_collections(SERVING_GC_THRESHOLD):
+            while (body := await frame()) is not None:
+                batch = [_Record(_Event(kind, payload), position)
+                         for position, kind, payload in pickle.loads(body)]  # fmt: skip
+                publisher.on_commit(cast(list[RecordedEvent], batch))
     finally:
         reporting.cancel()
         await publisher.stop()

@@ -317,6 +317,15 @@ async def reset_read_models(storage: Storage, projectors: Sequence[Projector]) -
         projector.reset()
 
 
+SERVING_GC_THRESHOLD = 50_000
+"""Allocations between young collections in a serving process: the gateway,
+the market-data processes and the live publisher (the default is 700). Every
+request leaves objects in flight for tens of milliseconds, so with the default the collector
+ran 200 times a second and kept promoting them into older generations it then walked again:
+1.4 s of 15 in the order-entry benchmark, with pauses up to 80 ms; 0.08 s and 15 ms with this
+(docs/benchmarks.md, session 6). Cycles are still collected, just later."""
+
+
 @contextmanager
 def fewer_collections(threshold: int = 100_000) -> Iterator[None]:
     """Run the cyclic garbage collector less often while projecting.

@@ -36,6 +36,7 @@ from infra.settings import Settings
 from infra.stack import Stack, StackError
 from infra.stack.base import port_in_use
 from infra.users import PostgresUserDirectory
+from projections.runner import SERVING_GC_THRESHOLD, fewer_collections
 from read_api.router import ReadApiSetup
 from tradecore import __version__
 from tradecore.market import AlertService, CoreService, DemoMarket, MarketOptions
@@ -231,7 +232,8 @@ def build_gateway(
             health.market = market
             await _seed_demo(settings, core.core, users, report)
         try:
-            yield
+            with fewer_collections(SERVING_GC_THRESHOLD):
+                yield
         finally:
             if market is not None:
                 await market.stop()
@@ -305,7 +307,8 @@ def build_market_data(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await feed.start()
         try:
-            yield
+            with fewer_collections(SERVING_GC_THRESHOLD):
+                yield
         finally:
             await hub.close_all()
             await feed.stop()

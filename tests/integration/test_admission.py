@@ -81,6 +81,8 @@ async def test_one_round_trip_gives_the_answers_of_the_check_then_the_hit() -> N
             prefix = f"test:admission:{uuid.uuid4().hex}:"
             await revoke_some(redis, prefix)
             answers.append(await way(redis, prefix, batch))
+            counters = [k async for k in redis.scan_iter(match=f"{prefix}rl:*")]
+            assert counters and all([await redis.ttl(k) == WINDOW + 1 for k in counters]), way
             await redis.delete(*[k async for k in redis.scan_iter(match=f"{prefix}*")])
         separate, combined = answers
         for i, (a, b) in enumerate(zip(separate, combined, strict=True)):

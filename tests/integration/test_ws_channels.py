@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from infra.migrations import alembic_config
 from infra.publisher_process import ProcessPublisher
 from infra.settings import Settings
+from projections.runner import SERVING_GC_THRESHOLD
 from tests.integration.ws_support import Follower, LiveGateway, follow, serve_gateway
 from tradecore.bootstrap import build_market_data, reuse_port_socket
 
@@ -311,3 +313,16 @@ async def test_the_publisher_process_is_replaced_when_it_dies_or_falls_behind(
             await place(alice, "alice-1", order("buy", "28000.00", "1"))
             await alice.wait_for(lambda: alice.books["book.BTC-USD"] == gw.book(), timeout=20)
         assert alice.gaps >= 1  # the new publisher skipped a seq: the client resnapshotted
+
+
+async def test_the_gateway_serves_with_fewer_collections_and_gives_the_thresholds_back(
+    ws_database: str,
+) -> None:
+    """The cyclic collector's pauses were the largest in the serving benchmarks' profiles
+    (projections.runner.SERVING_GC_THRESHOLD); they are the gateway's setting while it serves,
+    not the test process's after it stops."""
+    before = gc.get_threshold()
+    assert before[0] < SERVING_GC_THRESHOLD
+    async with serve_gateway(ws_database):
+        assert gc.get_threshold() == (SERVING_GC_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before

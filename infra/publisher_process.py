@@ -9,10 +9,11 @@ process that runs the same `LivePublisher`, on the machine's other core.
 * **Start.** The parent seeds the `LiveState` from the freshly recovered core, as the
   in-process publisher did, and sends it to the child as the first frame; the child answers
   `ready` once it has read Redis's sequence numbers. Batches committed meanwhile wait in
-  the pipe.
+  the gateway, bounded by `max_buffer` bytes like the pipe.
 * **Nothing is folded twice or skipped:** every batch after the seed goes to the child, in
-  commit order. If the child dies, or falls so far behind that the pipe's buffer passes
-  `max_buffer` bytes, it is stopped and a new one is seeded from the core *at rest*
+  commit order. If the child dies (starting or not), or falls so far behind that the
+  pipe's buffer (or the batches waiting for it to start) passes `max_buffer` bytes, it is
+  stopped and a new one is seeded from the core *at rest*
   (`Core.call_at_rest`: no batch in flight, so the exchange equals the committed log), and
   batches go to the new one from there. A new publisher skips one `seq` on every channel
   and rewrites every snapshot, as a restarted one always did, so subscribers see a gap and
@@ -84,6 +85,7 @@ class ProcessPublisher:
         self._ready: asyncio.Future[None] | None = None
         self._accepting = False  # the child is ready and `_waiting` went out before it
         self._waiting: list[bytes] = []  # frames for a child still starting
+        self._waiting_bytes = 0  # bounded by max_buffer, as the pipe is
         self._stopping = False
         self._reseeding = False  # between a child's end and the seed of the next
         self.restarts = 0
@@ -103,6 +105,9 @@ class ProcessPublisher:
         stdin = self._stdin
         if not self._accepting or stdin is None:
             self._waiting.append(frame)  # in order, before anything written after `ready`
+            self._waiting_bytes += len(frame)
+            if self._waiting_bytes > self.max_buffer:
+                self._replace(f"{self.max_buffer:,} bytes waited for a starting publisher")
             return
         stdin.write(frame)
         if stdin.transport.get_write_buffer_size() > self.max_buffer:
@@ -125,7 +130,7 @@ class ProcessPublisher:
 
     async def _spawn(self, state: LiveState) -> None:
         loop = asyncio.get_running_loop()
-        self._ready = loop.create_future()
+        ready = self._ready = loop.create_future()
         self._accepting = False
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "infra.publisher_process", self.redis_url, self.prefix,
@@ -135,28 +140,32 @@ class ProcessPublisher:
         self._proc, self._stdin = proc, proc.stdin
         body = pickle.dumps(state, protocol=5)
         proc.stdin.write(_LENGTH.pack(len(body)) + body)
-        self._reader = asyncio.create_task(self._read(proc), name="tradecore-publisher-child")
+        self._reader = asyncio.create_task(
+            self._read(proc, ready), name="tradecore-publisher-child"
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), READY_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.shield(ready), READY_TIMEOUT_S)
         except TimeoutError:
+            if proc is not self._proc:
+                return  # replaced while starting: its successor is on its way
             self.error = f"the publisher process was not ready in {READY_TIMEOUT_S:.0f} s"
             proc.kill()
             raise RuntimeError(self.error) from None
         if proc is not self._proc:
             return  # replaced while starting
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting, self._waiting_bytes = self._waiting, [], 0
         for frame in waiting:
             proc.stdin.write(frame)
         self._accepting = True
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read(self, proc: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
         """The child's lines: `ready`, then its counters; its end, if not asked for."""
         assert proc.stdout is not None
         async for line in proc.stdout:
             text = line.decode().strip()
             if text == "ready":
-                if self._ready is not None and not self._ready.done():
-                    self._ready.set_result(None)
+                if not ready.done():
+                    ready.set_result(None)
                 continue
             with contextlib.suppress(ValueError):
                 self.child_stats = json.loads(text)
@@ -174,6 +183,9 @@ class ProcessPublisher:
         self._reseeding = True
         self._accepting = False
         self._waiting.clear()
+        self._waiting_bytes = 0
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)  # its start returns now: the child is no longer ours
         old = self._proc
         self._proc = self._stdin = None
         if old is not None and old.returncode is None:

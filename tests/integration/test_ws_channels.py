@@ -17,6 +17,7 @@ import uvicorn
 from alembic import command
 from redis.asyncio import Redis
 
+from infra import publisher_process
 from infra.migrations import alembic_config
 from infra.publisher_process import ProcessPublisher
 from infra.settings import Settings
@@ -326,3 +327,37 @@ async def test_the_gateway_serves_with_fewer_collections_and_gives_the_threshold
     async with serve_gateway(ws_database):
         assert gc.get_threshold() == (SERVING_GC_THRESHOLD, *before[1:])
     assert gc.get_threshold() == before
+
+
+async def test_a_publisher_process_lost_while_starting_is_replaced_once_and_stays(
+    gw: LiveGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replacement killed before it is ready, then one whose waiting batches outgrow the
+    bound: each is replaced once, and a start that outlived its child does not later take
+    down its successor (its wait for `ready` times out after the successor is up)."""
+    monkeypatch.setattr(publisher_process, "READY_TIMEOUT_S", 6.0)
+    publisher = gw.app.state.publisher
+    assert isinstance(publisher, ProcessPublisher)
+    async with follow(gw, "alice") as alice:
+        await alice.send("subscribe", channel="book.BTC-USD")
+        await alice.wait_for(lambda: "book.BTC-USD" in alice.books)
+        first = publisher._proc
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        await alice.wait_for(lambda: publisher._proc not in (None, first), timeout=10)
+        starting = publisher._proc
+        assert starting is not None and not publisher._accepting
+        os.kill(starting.pid, signal.SIGKILL)  # before it said `ready`
+        await alice.wait_for(lambda: publisher._proc not in (None, starting), timeout=10)
+        assert not publisher._accepting  # the third is starting: a batch waits for it
+        publisher.max_buffer = -1
+        await place(alice, "alice-1", order("buy", "29000.00", "1"))
+        await alice.wait_for(lambda: publisher.restarts == 3, timeout=3)  # not a timeout's
+        publisher.max_buffer = 256 * 1024 * 1024
+        await alice.wait_for(lambda: publisher.health().state == "up", timeout=30)
+        last = publisher._proc
+        await asyncio.sleep(publisher_process.READY_TIMEOUT_S + 1)  # every earlier start's wait
+        assert publisher.restarts == 3 and publisher._proc is last
+        assert last is not None and last.returncode is None
+        await place(alice, "alice-1", order("buy", "28000.00", "1"))
+        await alice.wait_for(lambda: alice.books["book.BTC-USD"] == gw.book(), timeout=20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -155,6 +157,9 @@ def serve() -> None:
     run_system(settings, say, start_stack=False, migrate=False)
 
 
+STOP_GRACE_S = 2.0  # how long the market-data processes get to stop on a Ctrl-C of their own
+
+
 @app.command("market-data")
 def market_data(
     procs: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
@@ -183,12 +188,28 @@ def market_data(
     for worker in workers:
         worker.start()
     say(f"market data: {procs} process(es) on ws://{host}:{chosen}/ws; press Ctrl-C to stop")
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # `kill`, a service manager: as Ctrl-C
     try:
         for worker in workers:
             worker.join()
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches every process; a signal sent to this one alone does
+        # not: after a moment, each process still serving is asked to stop (once: uvicorn
+        # takes a second signal as "stop now, skip the shutdown").
+        for worker in workers:
+            worker.join(STOP_GRACE_S)
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
         for worker in workers:
             worker.join(30)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
     failed = [w.exitcode for w in workers if w.exitcode not in (0, None, -2)]
     if failed:
         raise fail(f"a market-data process stopped with exit code {failed[0]}: see the log above")

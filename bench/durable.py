@@ -59,7 +59,15 @@ def say(line: str) -> None:
 
 
 def create_database(settings: Settings, name: str) -> str:
-    with psycopg.connect(settings.dsn_for("postgres"), autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(settings.dsn_for("postgres"), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(
+            f"PostgreSQL does not answer at {settings.pg_host}:{settings.pg_port} "
+            f"({str(exc).strip().splitlines()[0]}). Start the services with "
+            "`.venv/bin/tradecore stack up` (or `make stack-up`), then run this again."
+        ) from None
+    with conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return settings.dsn_for(name)

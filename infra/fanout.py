@@ -64,6 +64,12 @@ def _text(value: bytes | str) -> str:
 _dumps = jsontext.dumps  # orjson: the publisher writes every message and snapshot field
 
 
+# The fields of its AlertCreated an open alert is kept with (the alerts channel's snapshot).
+_ALERT_FIELDS = (
+    "alert_id", "account_id", "symbol", "condition", "level_ticks", "pct_bps", "window_s",
+    "last_price_ticks", "timestamp_ns",
+)  # fmt: skip
+
 # -- what the publisher derives from the log -------------------------------------------------------
 
 
@@ -113,19 +119,11 @@ class LiveState:
         self._clear()
         for alert in alerts:
             if alert.status.value == "active":
-                self._arm(
-                    {
-                        "alert_id": alert.alert_id,
-                        "account_id": alert.account_id,
-                        "symbol": alert.symbol,
-                        "condition": alert.condition.value,
-                        "level_ticks": alert.level_ticks,
-                        "pct_bps": alert.pct_bps,
-                        "window_s": alert.window_s,
-                        "last_price_ticks": alert.last_price_ticks,
-                        "timestamp_ns": alert.created_at_ns,
-                    }
-                )
+                # as its AlertCreated said: the domain's names, but for these two
+                fields = {name: getattr(alert, name, None) for name in _ALERT_FIELDS}
+                fields["condition"] = alert.condition.value
+                fields["timestamp_ns"] = alert.created_at_ns
+                self._arm(fields)
         for symbol in exchange.instruments:
             self._add_symbol(str(symbol))
         for symbol, book in exchange.books.items():
@@ -357,9 +355,7 @@ class LiveState:
         if not isinstance(alert_id, str):
             return message
         if kind == "AlertCreated":
-            fields = ("alert_id", "account_id", "symbol", "condition", "level_ticks",
-                      "pct_bps", "window_s", "last_price_ticks", "timestamp_ns")  # fmt: skip
-            message.state[alert_id] = self._arm({k: d.get(k) for k in fields})
+            message.state[alert_id] = self._arm({k: d.get(k) for k in _ALERT_FIELDS})
         elif kind == "AlertTriggered" or kind == "AlertCanceled":
             self._disarm(account, alert_id)
             message.state[alert_id] = None

@@ -27,10 +27,12 @@ Sign in at `POST /auth/token` (OAuth2 password or client credentials) and send
 
 
 class GatewayApp(FastAPI):
-    """FastAPI with a front door: every request meets `front` (the body guard, then the
-    order-entry lane) before FastAPI's own stack. An order the lane answers never enters the
-    framework's layers (error and telemetry middleware, routing, dependency solving), which
-    cost more CPU per order than the lane itself; everything else goes on to FastAPI."""
+    """FastAPI with a front door: every request meets `front` (the `/ws` lane, the body
+    guard, then the order-entry lane) before FastAPI's own stack. An order the lane answers,
+    or a `/ws` connection, never enters the framework's layers (error and telemetry
+    middleware, routing, dependency solving), which cost more CPU per order than the lane
+    itself and stay on a connection's stack for its whole life; everything else goes on to
+    FastAPI."""
 
     front: ASGIApp | None = None
 
@@ -92,5 +94,6 @@ def create_app(
             app.include_router(router, prefix="/graphql", include_in_schema=False)
     if live is not None:  # WebSocket channels at /ws (docs/websocket.md)
         app.state.live = live
-        app.include_router(ws.router)
+        app.include_router(ws.router)  # reached only under a root path: the lane serves /ws
+        app.front = ws.LiveLane(app.front, live)
     return app

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import re
 import time
@@ -26,6 +27,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from commands.core import CoreStopped
 from gateway import jsontext
@@ -101,6 +103,7 @@ class LiveHub:
         self._dirty: list[Connection] = []  # connections with frames to write this loop turn
         self._due: list[_Fanout] = []  # channels with messages to hand out this loop turn
         self._flushing = False
+        self.freezer = ConnectionFreezer()
 
     async def join(self, connection: Connection, sub: _Subscription) -> None:
         """`connection` follows `sub`'s channel from now on; returns once messages flow."""
@@ -160,6 +163,38 @@ class LiveHub:
 
 
 FANOUT_CHUNK = 500  # subscribers written per loop turn: the core and the feed run between
+
+
+class ConnectionFreezer:
+    """Keeps thousands of long-lived connections out of the cyclic collector's walks.
+
+    Each connection holds ~140 objects the collector tracks (its tasks, their coroutines and
+    contexts, the protocol's buffers), alive as long as the client. With 10,000 subscribers
+    that is 1.4 M objects, and a collection of an older generation walked them all: 355-394
+    ms stalls of the whole gateway, order entry included, during and after a storm of
+    connects (docs/benchmarks.md, session 6). Every `every` connections accepted, the live
+    objects are frozen (`gc.freeze`: the collector ignores them; freeing by reference count
+    goes on). Cycles among frozen objects that die later wait: once the connections fall
+    below half of what they were at the last freeze, everything is unfrozen, and the
+    collector's next full pass takes them. The core freezes its recovered state the same way
+    (`tradecore.market.CoreService.start`)."""
+
+    def __init__(self, every: int = 1_000) -> None:
+        self.every = every
+        self._accepted = 0  # since the last freeze
+        self._peak = 0  # connections at the last freeze
+
+    def accepted(self, connections: int) -> None:
+        self._accepted += 1
+        if self._accepted >= self.every:
+            self._accepted = 0
+            self._peak = connections
+            gc.freeze()
+
+    def closed(self, connections: int) -> None:
+        if self._peak and connections < self._peak // 2:
+            self._peak = 0
+            gc.unfreeze()
 
 
 class _Fanout:
@@ -271,11 +306,35 @@ class _Fanout:
         return False
 
 
-@router.websocket("/ws")
+PATH = "/ws"
+
+
+@router.websocket(PATH)
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """Live channels and order entry; the protocol is in docs/websocket.md."""
     hub: LiveHub = websocket.app.state.live
     await Connection(hub, websocket).serve()
+
+
+class LiveLane:
+    """`/ws` served in front of FastAPI (`gateway.app.GatewayApp.front`), as the order lane
+    serves orders. A WebSocket connection lives as long as its client, and every layer its
+    ASGI call passes through stays suspended on its stack all that time: FastAPI's error,
+    telemetry and body-limit middleware, three exit stacks, the router, the route's solved
+    dependencies. With 10,000 subscribers that was about 75 of the 213 objects the cyclic
+    collector tracks per connection, walked by every collection of the older generations.
+    The connection itself is the same `Connection` the route runs; any other scope (or a
+    mounted app's `/ws`, with a root path) goes on to FastAPI."""
+
+    def __init__(self, app: ASGIApp, hub: LiveHub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == PATH and not scope.get("root_path"):
+            await Connection(self.hub, WebSocket(scope, receive=receive, send=send)).serve()
+        else:
+            await self.app(scope, receive, send)
 
 
 class _Refusal(Exception):
@@ -411,6 +470,7 @@ class Connection:
         hub.connections.add(self)
         hub.stats.connections += 1
         hub.stats.accepted += 1
+        hub.freezer.accepted(hub.stats.connections)
         writer = asyncio.create_task(self._write())
         beat = asyncio.create_task(self._beat())
         reader = asyncio.create_task(self._read())
@@ -445,6 +505,7 @@ class Connection:
             self.outbox.clear()
             hub.connections.discard(self)
             hub.stats.connections -= 1
+            hub.freezer.closed(hub.stats.connections)
 
     def fail(self, code: int, reason: str) -> None:
         """Close from synchronous code (the feed's dispatch): once, in a task."""

@@ -27,21 +27,22 @@ Sign in at `POST /auth/token` (OAuth2 password or client credentials) and send
 
 
 class GatewayApp(FastAPI):
-    """FastAPI with a front door: every request meets `front` (the `/ws` lane, the body
-    guard, then the order-entry lane) before FastAPI's own stack. An order the lane answers,
-    or a `/ws` connection, never enters the framework's layers (error and telemetry
-    middleware, routing, dependency solving), which cost more CPU per order than the lane
-    itself and stay on a connection's stack for its whole life; everything else goes on to
-    FastAPI."""
+    """FastAPI with front doors: every HTTP request meets `front` (the body guard, then the
+    order-entry lane) and every WebSocket connection `sockets` (the `/ws` lane) before
+    FastAPI's own stack. An order the lane answers, or a `/ws` connection, never enters the
+    framework's layers (error and telemetry middleware, routing, dependency solving), which
+    cost more CPU per order than the lane itself and would stay on a connection's stack for
+    its whole life; everything else goes on to FastAPI."""
 
     front: ASGIApp | None = None
+    sockets: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        front = self.front
-        if front is None:
+        door = self.sockets if scope["type"] == "websocket" else self.front
+        if door is None:
             await super().__call__(scope, receive, send)
         else:
-            await front(scope, receive, send)
+            await door(scope, receive, send)
 
 
 class _Framework:
@@ -95,5 +96,5 @@ def create_app(
     if live is not None:  # WebSocket channels at /ws (docs/websocket.md)
         app.state.live = live
         app.include_router(ws.router)  # reached only under a root path: the lane serves /ws
-        app.front = ws.LiveLane(app.front, live)
+        app.sockets = ws.LiveLane(_Framework(app), live)
     return app

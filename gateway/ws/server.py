@@ -317,7 +317,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 class LiveLane:
-    """`/ws` served in front of FastAPI (`gateway.app.GatewayApp.front`), as the order lane
+    """`/ws` served in front of FastAPI (`gateway.app.GatewayApp.sockets`), as the order lane
     serves orders. A WebSocket connection lives as long as its client, and every layer its
     ASGI call passes through stays suspended on its stack all that time: FastAPI's error,
     telemetry and body-limit middleware, three exit stacks, the router, the route's solved

@@ -94,12 +94,18 @@ def test_the_screen_stays_responsive_and_bounded_under_the_demo_load(
         return float(statistics.median(s[key] for s in part))
 
     # No unbounded growth. The page's elements are capped by design (ladder, tape, lists):
-    # the second half may not hold more than the first. CDP's node count also sees nodes
-    # React has just dropped, so it, the heap after a GC and the listeners compare medians.
+    # the second half may not hold more than the first. CDP's node count (and the listener
+    # count with it) also sees nodes React has just dropped that the forced GC has not swept
+    # yet, in bursts: one 300 s run sampled 786-2,214 nodes over a floor of exactly 790, with
+    # 432 elements in the page throughout. What the page keeps is that floor, and a leak
+    # raises it, so the halves' lowest samples are compared; the heap compares medians.
+    def floor(key: str, part: list[dict[str, Any]]) -> float:
+        return float(min(s[key] for s in part))
+
     assert max(s["domElements"] for s in late) <= max(s["domElements"] for s in early) + 50, samples
-    assert median("nodes", late) <= median("nodes", early) * 1.2 + 100, samples
+    assert floor("nodes", late) <= floor("nodes", early) * 1.2 + 100, samples
     assert median("heapMB", late) <= median("heapMB", early) * 1.25 + 2, samples
-    assert median("listeners", late) <= median("listeners", early) + 20, samples
+    assert floor("listeners", late) <= floor("listeners", early) + 20, samples
     # Responsive: every click on the ladder reaches the ticket, typically at once, and the
     # main thread never stalls for a second. (Figures are in web-soak.json.)
     clicks = sorted(s["clickMs"] for s in settled if s["clickMs"] is not None)

@@ -65,12 +65,15 @@ async function login(browser, user, trades = true, proxy = false) {
 }
 
 async function balances(page) {
-  const read = async (asset) => ({
-    available: (await page.getByTestId(`available-${asset}`).textContent()).trim(),
-    reserved: (await page.getByTestId(`reserved-${asset}`).textContent()).trim(),
-  });
+  // All four cells in one evaluation: read one by one, a render could land between two reads
+  // and pair the old available amount with the new reservation.
   await page.getByTestId(`available-${QUOTE}`).waitFor();
-  return { [BASE]: await read(BASE), [QUOTE]: await read(QUOTE) };
+  await page.getByTestId(`available-${BASE}`).waitFor();
+  return page.evaluate(([base, quote]) => {
+    const text = (id) => document.querySelector(`[data-testid="${id}"]`).textContent.trim();
+    const read = (asset) => ({ available: text(`available-${asset}`), reserved: text(`reserved-${asset}`) });
+    return { [base]: read(base), [quote]: read(quote) };
+  }, [BASE, QUOTE]);
 }
 
 /** Wait until the polled balances differ from `before` (the panels poll every 1.5 s). */

@@ -29,27 +29,36 @@ def _position(body: dict[str, Any]) -> int:
     return int(core["detail"].removeprefix("log position ").replace(",", ""))
 
 
-def test_up_reports_every_service_healthy_and_stops_cleanly_on_ctrl_c() -> None:
-    Stack(Settings(env="test"), report=lambda _: None).up()
-    port = free_port()
-    proc = subprocess.Popen(
-        [TRADECORE, "up"],
-        env={**os.environ, "TRADECORE_HTTP_PORT": str(port)},
+def _tradecore(*args: str, gateway_port: int) -> subprocess.Popen[str]:
+    """`tradecore *args` with the gateway on `gateway_port`, its output in one pipe."""
+    return subprocess.Popen(
+        [TRADECORE, *args],
+        env={**os.environ, "TRADECORE_HTTP_PORT": str(gateway_port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _first_health(port: int, proc: subprocess.Popen[str]) -> httpx.Response | None:
+    """The first answer of /health on `port` while `proc` runs (60 s at most), or None."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.3)
+    return None
+
+
+def test_up_reports_every_service_healthy_and_stops_cleanly_on_ctrl_c() -> None:
+    Stack(Settings(env="test"), report=lambda _: None).up()
+    port = free_port()
+    proc = _tradecore("up", gateway_port=port)
     try:
-        body = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                body = response.json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        assert body is not None, "the gateway never answered"
+        response = _first_health(port, proc)
+        assert response is not None, "the gateway never answered"
+        body = response.json()
         first = _position(body)
         market_data = _market_data_beside(port)
         later = _position(httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
@@ -83,23 +92,12 @@ def _market_data_beside(gateway_port: int) -> dict[str, Any]:
     """`tradecore market-data --procs 2` beside the running demo: a subscriber on its port
     gets the demo's trades, a command there is refused, and Ctrl-C stops every process."""
     port = free_port()
-    proc = subprocess.Popen(
-        [TRADECORE, "market-data", "--procs", "2", "--port", str(port)],
-        env={**os.environ, "TRADECORE_HTTP_PORT": str(gateway_port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _tradecore("market-data", "--procs", "2", "--port", str(port), gateway_port=gateway_port)
     seen: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                seen["health"] = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code
-                break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        assert "health" in seen, "the market-data processes never answered"
+        health = _first_health(port, proc)
+        assert health is not None, "the market-data processes never answered"
+        seen["health"] = health.status_code
         children = subprocess.run(  # the servers, not multiprocessing's resource tracker
             ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
             capture_output=True,

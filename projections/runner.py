@@ -328,7 +328,8 @@ ran 200 times a second and kept promoting them into older generations it then wa
 
 @contextmanager
 def fewer_collections(threshold: int = 100_000) -> Iterator[None]:
-    """Run the cyclic garbage collector less often while projecting.
+    """Run the cyclic garbage collector less often while projecting (and, with
+    `SERVING_GC_THRESHOLD`, while a gateway, market-data or publisher process serves).
 
     A batch keeps thousands of envelopes alive, so with the default threshold (700
     allocations) the collector runs every few events and keeps walking every live object in
